@@ -1,0 +1,3 @@
+//! gale-core: the sans-IO protocol engine of gale.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
