@@ -1,0 +1,101 @@
+//! Framing codecs in the tokio-util `Decoder` shape.
+//!
+//! A [`Decoder`] turns bytes accumulated in a [`BytesMut`] into frames; `Ok(None)` means "need
+//! more bytes" and leaves `src` untouched apart from what was consumed for complete frames. An
+//! [`Encoder`] appends the wire form of a frame to a [`BytesMut`].
+//!
+//! | codec | frames | gev / Netty / tokio-util counterpart |
+//! |---|---|---|
+//! | [`Raw`] | whatever bytes arrived | gev `DefaultProtocol` |
+//! | [`Lines`] | `\n`-terminated lines, `\r\n` tolerated | Netty `LineBasedFrameDecoder`, tokio-util `LinesCodec` |
+//! | [`LengthDelimited`] | length-prefixed frames | Netty `LengthFieldBasedFrameDecoder`, tokio-util `LengthDelimitedCodec` |
+//!
+//! Every codec bounds what a peer controls: a declared or accumulated length over the configured
+//! maximum is a [`CodecError`] raised *before* anything is buffered for that frame.
+//!
+//! Each codec also implements [`Protocol`](crate::Protocol), so it can be the framing of a
+//! [`Connection`](crate::Connection) directly; on that path, outgoing payloads are queued as
+//! [`Bytes`](bytes::Bytes) without copying.
+
+mod length;
+mod lines;
+mod raw;
+
+pub use length::{Endian, LengthDelimited};
+pub use lines::Lines;
+pub use raw::Raw;
+
+use bytes::BytesMut;
+
+/// Decodes frames from a byte buffer (the tokio-util `Decoder` shape).
+pub trait Decoder {
+    /// The decoded frame.
+    type Item;
+    /// Why decoding failed. After an error the stream is unusable and should be closed.
+    type Error;
+
+    /// Decodes one frame from the front of `src`.
+    ///
+    /// Returns `Ok(Some(frame))` and consumes the frame's bytes, or `Ok(None)` when `src` does
+    /// not yet hold a whole frame (nothing is consumed then, though the decoder may remember
+    /// how far it has scanned).
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error>;
+
+    /// Called once the peer has sent its last byte: decodes what is left.
+    ///
+    /// The default decodes normally and reports bytes left over as
+    /// [`CodecError::Truncated`]-style errors through [`Decoder::eof_error`].
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(self.eof_error(src.len())),
+        }
+    }
+
+    /// The error for `buffered` bytes of an unfinished frame at end of stream.
+    fn eof_error(&mut self, buffered: usize) -> Self::Error;
+
+    /// How many bytes the frame in progress needs in total, when the header already says so.
+    ///
+    /// Connections use this to grow the receive buffer once to the frame's size instead of
+    /// doubling repeatedly. The default knows nothing (`None`).
+    fn frame_size_hint(&self, _src: &BytesMut) -> Option<usize> {
+        None
+    }
+}
+
+/// Encodes frames into a byte buffer (the tokio-util `Encoder` shape).
+pub trait Encoder<Item> {
+    /// Why encoding failed.
+    type Error;
+
+    /// Appends the wire form of `item` to `dst`.
+    fn encode(&mut self, item: Item, dst: &mut BytesMut) -> Result<(), Self::Error>;
+}
+
+/// Why a codec could not decode or encode a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A frame declared or reached a length over the configured maximum.
+    #[error("frame of {len} bytes exceeds the maximum of {max}")]
+    FrameTooLong {
+        /// The declared length, or the length seen so far when no length is declared.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A length field, after adjustment, does not describe a valid frame.
+    #[error("invalid length field: {0}")]
+    InvalidLength(&'static str),
+    /// The stream ended inside a frame.
+    #[error("stream ended with {buffered} bytes of an unfinished frame")]
+    Truncated {
+        /// Bytes of the unfinished frame.
+        buffered: usize,
+    },
+    /// A frame could not be encoded (for example a payload too long for the length field).
+    #[error("cannot encode frame: {0}")]
+    Encode(&'static str),
+}
