@@ -1,0 +1,205 @@
+use bytes::BytesMut;
+
+/// The receive buffer of one connection.
+///
+/// A driver asks for a window with [`read_buf`](Self::read_buf), reads from its socket into
+/// it, and reports how many bytes arrived with [`handle_read`](Self::handle_read). Decoders
+/// consume complete frames from the front of [`bytes_mut`](Self::bytes_mut).
+///
+/// Memory policy:
+/// - no allocation until the first read; the first window is `read_chunk` bytes (4 KiB by
+///   default, [`ConnConfig::set_read_chunk`](crate::ConnConfig::set_read_chunk));
+/// - when the frame in progress declares its size, capacity for the whole frame is reserved
+///   once (without zeroing it), and windows of at most 64 KiB are handed out;
+/// - without a size hint, capacity doubles when a window is full;
+/// - after decoding, an empty buffer frees its allocation (frames split off it keep only the
+///   bytes they use alive), and a mostly empty large buffer is shrunk.
+///
+/// Windows are zero-filled before being handed out (gale-core has no `unsafe`); zeroing is
+/// bounded by the window size, not by the buffered length.
+#[derive(Debug)]
+pub struct RecvBuf {
+    buf: BytesMut,
+    read_chunk: usize,
+    /// Length before the outstanding window was handed out, if one is.
+    window_base: Option<usize>,
+}
+
+impl RecvBuf {
+    /// Creates an empty buffer that will hand out windows of `read_chunk` bytes (at least 64).
+    pub fn new(read_chunk: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            read_chunk: read_chunk.max(MIN_CHUNK),
+            window_base: None,
+        }
+    }
+
+    /// Returns a zeroed window at the end of the buffer to read into.
+    ///
+    /// `frame_hint` is the total size of the frame in progress when known (from
+    /// [`Protocol::frame_size_hint`](crate::Protocol::frame_size_hint)); capacity for it is
+    /// reserved once. Call [`handle_read`](Self::handle_read) with the number of bytes read
+    /// (0 if none) before touching the buffer again.
+    pub fn read_buf(&mut self, frame_hint: Option<usize>) -> &mut [u8] {
+        self.cancel_window();
+        let len = self.buf.len();
+        let want = match frame_hint {
+            Some(total) if total > len => (total - len).max(self.read_chunk),
+            _ if self.buf.capacity() - len >= self.read_chunk => self.buf.capacity() - len,
+            // Double, starting at read_chunk.
+            _ => len.max(self.read_chunk),
+        };
+        self.buf.reserve(want);
+        let window = (self.buf.capacity() - len).min(MAX_WINDOW.max(self.read_chunk));
+        self.buf.resize(len + window, 0);
+        self.window_base = Some(len);
+        &mut self.buf[len..]
+    }
+
+    /// Records that `n` bytes were read into the window returned by
+    /// [`read_buf`](Self::read_buf). `n` larger than the window is clamped.
+    pub fn handle_read(&mut self, n: usize) {
+        let Some(base) = self.window_base.take() else {
+            return;
+        };
+        let window = self.buf.len() - base;
+        let n = n.min(window);
+        self.buf.truncate(base + n);
+    }
+
+    /// Appends bytes by copying them (for embedders that already hold the input in a slice).
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.cancel_window();
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The buffered bytes, for decoders to consume from the front.
+    pub fn bytes_mut(&mut self) -> &mut BytesMut {
+        self.cancel_window();
+        &mut self.buf
+    }
+
+    /// Number of buffered, not yet consumed bytes.
+    pub fn len(&self) -> usize {
+        self.window_base.unwrap_or(self.buf.len())
+    }
+
+    /// Whether no bytes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of heap the buffer holds (its capacity).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Gives memory back after decoding: frees an empty buffer and shrinks a large buffer that
+    /// is mostly empty.
+    pub fn release(&mut self) {
+        self.cancel_window();
+        let len = self.buf.len();
+        let cap = self.buf.capacity();
+        if len == 0 {
+            if cap > 0 {
+                self.buf = BytesMut::new();
+            }
+        } else if cap > SHRINK_ABOVE && cap / 4 > len.max(self.read_chunk) {
+            let mut smaller = BytesMut::with_capacity(len.max(self.read_chunk));
+            smaller.extend_from_slice(&self.buf);
+            self.buf = smaller;
+        }
+    }
+
+    fn cancel_window(&mut self) {
+        if let Some(base) = self.window_base.take() {
+            self.buf.truncate(base);
+        }
+    }
+}
+
+/// Smallest read window.
+const MIN_CHUNK: usize = 64;
+/// Largest window handed out by one `read_buf` call (bounds zeroing work per read).
+const MAX_WINDOW: usize = 64 * 1024;
+/// Buffers above this capacity are shrunk when mostly empty.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_heap_until_first_read() {
+        let b = RecvBuf::new(4096);
+        assert_eq!(b.capacity(), 0);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn first_window_is_read_chunk() {
+        let mut b = RecvBuf::new(4096);
+        assert_eq!(b.read_buf(None).len(), 4096);
+        b.handle_read(10);
+        assert_eq!(b.len(), 10);
+    }
+
+    #[test]
+    fn partial_read_then_drain_frees_memory() {
+        let mut b = RecvBuf::new(4096);
+        b.read_buf(None)[..3].copy_from_slice(b"abc");
+        b.handle_read(3);
+        assert_eq!(&b.bytes_mut()[..], b"abc");
+        let _ = b.bytes_mut().split();
+        b.release();
+        assert_eq!(b.capacity(), 0);
+    }
+
+    #[test]
+    fn grows_by_doubling_without_hint() {
+        let mut b = RecvBuf::new(1024);
+        for _ in 0..5 {
+            let n = b.read_buf(None).len();
+            b.handle_read(n);
+        }
+        assert_eq!(b.len(), b.capacity().min(b.len()));
+        assert!(b.len() >= 5 * 1024);
+    }
+
+    #[test]
+    fn hint_reserves_whole_frame_once_but_windows_are_bounded() {
+        let mut b = RecvBuf::new(4096);
+        let w = b.read_buf(Some(1 << 20)).len();
+        assert!(w <= MAX_WINDOW);
+        assert!(b.capacity() >= 1 << 20);
+        b.handle_read(w);
+        assert!(b.capacity() >= 1 << 20);
+    }
+
+    #[test]
+    fn unreported_window_is_not_data() {
+        let mut b = RecvBuf::new(4096);
+        let _ = b.read_buf(None);
+        assert_eq!(b.len(), 0);
+        assert!(b.bytes_mut().is_empty());
+    }
+
+    #[test]
+    fn large_mostly_empty_buffer_shrinks() {
+        let mut b = RecvBuf::new(4096);
+        b.extend_from_slice(&vec![1u8; 1 << 20]);
+        let _ = b.bytes_mut().split_to((1 << 20) - 10);
+        b.release();
+        assert_eq!(b.len(), 10);
+        assert!(b.capacity() <= 64 * 1024);
+    }
+
+    #[test]
+    fn handle_read_clamps_to_window() {
+        let mut b = RecvBuf::new(128);
+        let w = b.read_buf(None).len();
+        b.handle_read(w + 1000);
+        assert_eq!(b.len(), w);
+    }
+}

@@ -1,0 +1,563 @@
+//! The connection state machine: [`Connection`].
+
+mod config;
+mod inner;
+#[cfg(test)]
+mod tests;
+
+pub use self::config::ConnConfig;
+pub use self::inner::ConnStats;
+pub(crate) use self::inner::Core;
+
+use core::net::SocketAddr;
+use std::fmt;
+use std::io::IoSlice;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use self::inner::{Phase, Timer, WriteSide};
+use crate::handler::{Command, ConnHandle, Context, Handler, SendError};
+use crate::protocol::{CloseReason, Protocol, ProtocolCx};
+
+/// The message type a handler sends: its protocol's `Outgoing`.
+pub type Outgoing<H> = <<H as Handler>::Protocol as Protocol>::Outgoing;
+
+/// One connection's protocol engine, fed with bytes, EOF and time by a driver.
+///
+/// A `Connection` never touches a socket or a clock. A driver (or your own event loop) does:
+///
+/// | input | call |
+/// |---|---|
+/// | the connection was accepted | [`handle_connect`](Self::handle_connect) |
+/// | the socket is readable | [`read_buf`](Self::read_buf), read into it, then [`handle_read`](Self::handle_read) (or [`handle_input`](Self::handle_input) with a slice) |
+/// | a read returned 0 (peer's FIN) | [`handle_eof`](Self::handle_eof) |
+/// | a write accepted `n` bytes | [`handle_written`](Self::handle_written) |
+/// | a read or write failed | [`handle_io_error`](Self::handle_io_error) |
+/// | the deadline from [`poll_timeout`](Self::poll_timeout) passed | [`handle_timeout`](Self::handle_timeout) |
+/// | a [`Command`] arrived from a [`ConnHandle`] | [`handle_command`](Self::handle_command) |
+///
+/// # The drain rule
+///
+/// After **every** input, before the next one, the driver drains the outputs in this order:
+///
+/// 1. [`poll_event`](Self::poll_event) until `None`: [`Event::ShutdownWrite`] means "shut
+///    down the socket's write side now"; [`Event::Closed`] means "close the socket and drop
+///    this connection" (it is always the last event);
+/// 2. [`poll_transmit`](Self::poll_transmit): write the returned slices (vectored), report
+///    what the socket took with [`handle_written`](Self::handle_written), and repeat until
+///    the socket would block or nothing is left — `handle_written` is itself an input, so
+///    drain events again after it;
+/// 3. [`poll_timeout`](Self::poll_timeout): the next deadline; sleep no longer than that.
+///    Calling [`handle_timeout`](Self::handle_timeout) early or twice is harmless.
+///
+/// Then derive socket interest from the state: read while [`wants_read`](Self::wants_read)
+/// (false under backpressure, while closing, after EOF), wait for writability while
+/// [`wants_write`](Self::wants_write).
+///
+/// # Backpressure
+///
+/// When queued bytes exceed the high watermark the connection stops decoding buffered input
+/// and `wants_read()` turns false, so a peer that does not read cannot make it buffer more
+/// than the high watermark plus one message's reply. Once writes bring the queue to the low
+/// watermark, [`Handler::on_writable`] fires and reading resumes.
+///
+/// # Example: one connection driven entirely in memory
+///
+/// ```
+/// use std::io::IoSlice;
+/// use std::sync::Arc;
+/// # #[allow(clippy::disallowed_methods)]
+/// use std::time::{Duration, Instant};
+/// use bytes::Bytes;
+/// use gale_core::{codec::Lines, ConnConfig, Connection, Context, Event, Handler, PeerAddr};
+///
+/// struct Shout;
+/// impl Handler for Shout {
+///     type Protocol = Lines;
+///     type State = ();
+///     fn protocol(&self) -> Lines {
+///         Lines::new()
+///     }
+///     fn on_message(&self, cx: &mut Context<'_, Self>, line: Bytes) {
+///         let _ = cx.send(Bytes::from(line.to_ascii_uppercase()));
+///     }
+/// }
+///
+/// let mut now = Instant::now(); // a driver's clock; tests advance it by hand
+/// let mut config = ConnConfig::default();
+/// config.set_idle_timeout(Some(Duration::from_secs(30)));
+/// let mut conn = Connection::new(Arc::new(Shout), config, PeerAddr::Unknown, now);
+/// conn.handle_connect(now);
+///
+/// // The socket is readable: read into core's buffer.
+/// let input = b"hello\nwor";
+/// let buf = conn.read_buf();
+/// buf[..input.len()].copy_from_slice(input);
+/// conn.handle_read(now, input.len());
+///
+/// // Drain: events, then bytes to write, then the deadline.
+/// assert!(conn.poll_event().is_none());
+/// let mut out = Vec::new();
+/// let mut iov = [IoSlice::new(&[]); 16];
+/// let n = conn.poll_transmit(&mut iov);
+/// let written: usize = iov[..n].iter().map(|s| s.len()).sum();
+/// for s in &iov[..n] {
+///     out.extend_from_slice(s);
+/// }
+/// conn.handle_written(now, written); // the "socket" took everything
+/// assert_eq!(out, b"HELLO\n");
+/// assert_eq!(conn.poll_timeout(), Some(now + Duration::from_secs(30)));
+///
+/// // 30 idle seconds later the connection closes itself.
+/// now += Duration::from_secs(30);
+/// conn.handle_timeout(now);
+/// assert!(matches!(conn.poll_event(), Some(Event::Closed(_))));
+/// assert!(conn.is_closed());
+/// ```
+pub struct Connection<H: Handler> {
+    handler: Arc<H>,
+    protocol: H::Protocol,
+    core: Core<H::State, Outgoing<H>>,
+}
+
+/// What a driver must act on; see the drain rule on [`Connection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Everything queued before [`Context::shutdown_write`] was written: shut down the
+    /// socket's write side (send FIN) and keep reading.
+    ShutdownWrite,
+    /// The connection is over: close the socket and drop the `Connection`. Always last.
+    Closed(CloseReason),
+}
+
+/// The peer of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    /// A TCP peer.
+    Tcp(SocketAddr),
+    /// A Unix domain socket peer, with its path when it has one.
+    Unix(Option<PathBuf>),
+    /// Not known (in-memory connections, tests).
+    Unknown,
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => addr.fmt(f),
+            Self::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            Self::Unix(None) => f.write_str("unix:(unnamed)"),
+            Self::Unknown => f.write_str("(unknown)"),
+        }
+    }
+}
+
+impl<H: Handler> Connection<H> {
+    /// A new connection to `peer`, with a protocol from [`Handler::protocol`] and default
+    /// state. Nothing runs until [`handle_connect`](Self::handle_connect).
+    pub fn new(handler: Arc<H>, config: ConnConfig, peer: PeerAddr, now: Instant) -> Self {
+        let protocol = handler.protocol();
+        Self {
+            handler,
+            protocol,
+            core: Core::new(H::State::default(), config, peer, now),
+        }
+    }
+
+    /// Gives the connection the handle that [`Context::handle`] hands out. Drivers call this
+    /// before [`handle_connect`](Self::handle_connect).
+    pub fn set_handle(&mut self, handle: ConnHandle<Outgoing<H>>) {
+        self.core.handle = Some(handle);
+    }
+
+    /// Starts the connection: arms the idle timer and calls [`Handler::on_connect`]. Other
+    /// inputs call it first if the driver did not.
+    pub fn handle_connect(&mut self, now: Instant) {
+        self.core.tick(now);
+        if self.core.phase != Phase::New {
+            return;
+        }
+        self.core.phase = Phase::Open;
+        self.core.activity();
+        self.handler.on_connect(&mut Context {
+            core: &mut self.core,
+            protocol: &mut self.protocol,
+        });
+        self.settle();
+    }
+
+    /// A window of the receive buffer to read into; follow with
+    /// [`handle_read`](Self::handle_read). Sized for the frame in progress when the protocol
+    /// knows it.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        let hint = self
+            .protocol
+            .frame_size_hint(self.core.recv.bytes_mut())
+            .map(|h| h.min(self.core.config.max_recv_buffer()));
+        self.core.recv.read_buf(hint)
+    }
+
+    /// `n` bytes were read into the window from [`read_buf`](Self::read_buf). A read of 0
+    /// bytes from a socket is EOF: call [`handle_eof`](Self::handle_eof) instead.
+    pub fn handle_read(&mut self, now: Instant, n: usize) {
+        self.begin_input(now);
+        self.core.recv.handle_read(n);
+        self.after_read(n);
+    }
+
+    /// Bytes arrived in a slice of the caller's (copied into the receive buffer).
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        self.begin_input(now);
+        if self.core.is_open() && !self.core.eof {
+            self.core.recv.extend_from_slice(data);
+        }
+        self.after_read(data.len());
+    }
+
+    /// The peer finished sending (a read returned 0). Buffered input is decoded, replies are
+    /// flushed, then the connection closes with [`CloseReason::PeerClosed`].
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.begin_input(now);
+        self.core.eof = true;
+        self.settle();
+    }
+
+    /// A socket operation failed with `kind` (reset, broken pipe, …): the connection closes
+    /// at once, dropping what is queued.
+    pub fn handle_io_error(&mut self, now: Instant, kind: std::io::ErrorKind) {
+        self.begin_input(now);
+        self.finish(CloseReason::Io(kind));
+    }
+
+    /// The socket accepted `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered.
+    pub fn handle_written(&mut self, now: Instant, n: usize) {
+        self.begin_input(now);
+        self.core.send.advance(n);
+        if n > 0 {
+            self.core.stats.bytes_written += n as u64;
+            self.core.activity();
+        }
+        if self.core.above_high && self.core.send.len() <= self.core.config.low_watermark() {
+            self.core.above_high = false;
+            self.core.writable_pending = true;
+        }
+        self.settle();
+    }
+
+    /// Time passed: fires every deadline at or before `now` (idle timeout, close linger, user
+    /// timers, the protocol's timers). Harmless when nothing is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.begin_input(now);
+        let now = self.core.now;
+        if self.core.deadlines[Timer::Linger as usize].is_some_and(|t| t <= now) {
+            if let Phase::Closing(reason) = &self.core.phase {
+                let reason = reason.clone();
+                self.finish(reason);
+            }
+            return;
+        }
+        if self.core.deadlines[Timer::Idle as usize].is_some_and(|t| t <= now) {
+            self.core.deadlines[Timer::Idle as usize] = None;
+            self.core.request_close(CloseReason::IdleTimeout);
+        }
+        while let Some(timer) = self.core.pop_due_user_timer(now) {
+            if !self.core.is_open() {
+                break;
+            }
+            self.handler.on_timer(
+                &mut Context {
+                    core: &mut self.core,
+                    protocol: &mut self.protocol,
+                },
+                timer,
+            );
+        }
+        if self.protocol.poll_timeout().is_some_and(|t| t <= now) {
+            let mut close = false;
+            let result = self.protocol.handle_timeout(
+                &mut ProtocolCx::new(now, &mut self.core.send, &mut close),
+                now,
+            );
+            if let Err(e) = result {
+                self.core.request_close(CloseReason::Protocol(e));
+            } else if close {
+                self.core.request_close(CloseReason::Local);
+            }
+            self.core.check_high_watermark();
+        }
+        self.settle();
+    }
+
+    /// Applies a command from a [`ConnHandle`] (or from the driver itself, for example a
+    /// broadcast on the owning thread). A send that finds the send buffer full closes the
+    /// connection at once, dropping what is queued, with [`CloseReason::SendBufferFull`];
+    /// commands for a closing connection are dropped.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command<Outgoing<H>>) {
+        self.begin_input(now);
+        match cmd {
+            Command::Send(msg) => match self.core.send_message(&mut self.protocol, msg) {
+                Ok(()) | Err(SendError::Closed) => {}
+                // The peer is not reading: flushing would only wait for the linger timeout.
+                Err(SendError::BufferFull { .. }) => self.finish(CloseReason::SendBufferFull),
+                Err(SendError::Encode(e)) => self.core.request_close(CloseReason::Protocol(e)),
+            },
+            Command::Close => self.core.request_close(CloseReason::Local),
+            Command::ShutdownWrite => self.core.request_shutdown_write(),
+        }
+        self.settle();
+    }
+
+    /// Closes the connection because the server is stopping: queued bytes are flushed
+    /// (within the close linger), then [`CloseReason::Shutdown`].
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.begin_input(now);
+        self.core.request_close(CloseReason::Shutdown);
+        self.settle();
+    }
+
+    /// The next thing the driver must act on. See the drain rule.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.core.events.pop_front()
+    }
+
+    /// Fills `dst` with the bytes to write next, as slices for a vectored write, and returns
+    /// how many slices it filled (0: nothing to write). Report what the socket took with
+    /// [`handle_written`](Self::handle_written).
+    #[must_use]
+    pub fn poll_transmit<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        if !self.wants_write() {
+            return 0;
+        }
+        self.core.send.io_slices(dst)
+    }
+
+    /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.core.phase == Phase::Closed {
+            return None;
+        }
+        let proto = self.protocol.poll_timeout();
+        [self.core.next_deadline(), proto]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the driver should read from the socket now.
+    pub fn wants_read(&self) -> bool {
+        self.core.phase == Phase::Open
+            && self.core.pending_close.is_none()
+            && !self.core.eof
+            && !self.core.above_high
+            && self.core.recv.len() < self.core.config.max_recv_buffer()
+    }
+
+    /// Whether there are bytes to write (the driver waits for writability while true).
+    pub fn wants_write(&self) -> bool {
+        self.core.phase != Phase::Closed
+            && self.core.write != WriteSide::Shutdown
+            && !self.core.send.is_empty()
+    }
+
+    /// False while queued bytes are above the watermark (see [`Context::is_writable`]).
+    pub fn is_writable(&self) -> bool {
+        !self.core.above_high && self.core.can_send()
+    }
+
+    /// Whether the connection is over ([`Event::Closed`] was queued).
+    pub fn is_closed(&self) -> bool {
+        self.core.phase == Phase::Closed
+    }
+
+    /// Bytes received and not yet consumed by a message.
+    pub fn read_buffer_len(&self) -> usize {
+        self.core.recv.len()
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn write_buffer_len(&self) -> usize {
+        self.core.send.len()
+    }
+
+    /// Heap bytes held by the receive buffer (for memory accounting).
+    pub fn recv_capacity(&self) -> usize {
+        self.core.recv.capacity()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> &PeerAddr {
+        &self.core.peer
+    }
+
+    /// The connection's typed state.
+    pub fn state(&mut self) -> &mut H::State {
+        &mut self.core.state
+    }
+
+    /// The connection's counters.
+    pub fn stats(&self) -> ConnStats {
+        self.core.stats
+    }
+
+    /// The connection's configuration.
+    pub fn config(&self) -> &ConnConfig {
+        &self.core.config
+    }
+
+    fn begin_input(&mut self, now: Instant) {
+        self.core.tick(now);
+        if self.core.phase == Phase::New {
+            self.handle_connect(now);
+        }
+    }
+
+    fn after_read(&mut self, n: usize) {
+        if n > 0 {
+            self.core.stats.bytes_read += n as u64;
+            self.core.activity();
+        }
+        self.decode_input();
+        self.settle();
+    }
+
+    /// Decodes and delivers buffered messages while the connection is open and not under
+    /// backpressure.
+    fn decode_input(&mut self) {
+        while self.core.phase == Phase::Open
+            && self.core.pending_close.is_none()
+            && !self.core.above_high
+        {
+            let core = &mut self.core;
+            let mut close = false;
+            let mut cx = ProtocolCx::new(core.now, &mut core.send, &mut close);
+            let src = core.recv.bytes_mut();
+            let decoded = if core.eof {
+                self.protocol.decode_eof(&mut cx, src)
+            } else {
+                self.protocol.decode(&mut cx, src)
+            };
+            if close {
+                core.request_close(CloseReason::Local);
+            }
+            core.check_high_watermark();
+            match decoded {
+                Ok(Some(msg)) => {
+                    core.stats.messages_in += 1;
+                    self.handler.on_message(
+                        &mut Context {
+                            core: &mut self.core,
+                            protocol: &mut self.protocol,
+                        },
+                        msg,
+                    );
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    core.request_close(CloseReason::Protocol(e));
+                    break;
+                }
+            }
+        }
+        self.core.recv.release();
+        if self.core.recv.len() >= self.core.config.max_recv_buffer() {
+            self.core.request_close(CloseReason::RecvBufferFull);
+        }
+    }
+
+    /// Applies what callbacks requested and advances the close / shutdown state until
+    /// nothing changes.
+    fn settle(&mut self) {
+        loop {
+            if let Some(reason) = self.core.pending_close.take() {
+                self.begin_close(reason);
+            }
+            if self.core.writable_pending && self.core.phase == Phase::Open {
+                self.core.writable_pending = false;
+                self.handler.on_writable(&mut Context {
+                    core: &mut self.core,
+                    protocol: &mut self.protocol,
+                });
+                self.decode_input();
+                continue;
+            }
+            if self.core.eof
+                && self.core.phase == Phase::Open
+                && self.core.pending_close.is_none()
+                && !self.core.above_high
+            {
+                self.decode_input();
+                if self.core.pending_close.is_none() && !self.core.above_high {
+                    self.core.pending_close = Some(CloseReason::PeerClosed);
+                }
+                continue;
+            }
+            if self.core.write == WriteSide::ShutdownRequested && self.core.send.is_empty() {
+                self.core.write = WriteSide::Shutdown;
+                self.core.events.push_back(Event::ShutdownWrite);
+            }
+            if let Phase::Closing(reason) = &self.core.phase
+                && (self.core.send.is_empty() || self.core.write == WriteSide::Shutdown)
+            {
+                let reason = reason.clone();
+                self.finish(reason);
+            }
+            if self.core.pending_close.is_none() {
+                break;
+            }
+        }
+    }
+
+    fn begin_close(&mut self, reason: CloseReason) {
+        if !self.core.is_open() {
+            return;
+        }
+        let mut close = false;
+        self.protocol.handle_close(
+            &mut ProtocolCx::new(self.core.now, &mut self.core.send, &mut close),
+            &reason,
+        );
+        self.core.deadlines[Timer::Idle as usize] = None;
+        self.core.deadlines[Timer::Linger as usize] =
+            Some(self.core.now + self.core.config.close_linger());
+        self.core.phase = Phase::Closing(reason);
+    }
+
+    fn finish(&mut self, reason: CloseReason) {
+        if self.core.phase == Phase::Closed {
+            return;
+        }
+        let connected = self.core.phase != Phase::New;
+        self.core.phase = Phase::Closed;
+        self.core.pending_close = None;
+        self.core.send.clear();
+        self.core.deadlines = Default::default();
+        self.core.user_timers = Vec::new();
+        if connected {
+            self.handler.on_close(
+                &mut Context {
+                    core: &mut self.core,
+                    protocol: &mut self.protocol,
+                },
+                &reason,
+            );
+        }
+        self.core.recv = crate::buf::RecvBuf::new(self.core.config.read_chunk());
+        self.core.events.push_back(Event::Closed(reason));
+    }
+}
+
+impl<H: Handler> fmt::Debug for Connection<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.core.peer)
+            .field("phase", &self.core.phase)
+            .field("read_buffer_len", &self.core.recv.len())
+            .field("write_buffer_len", &self.core.send.len())
+            .finish_non_exhaustive()
+    }
+}
