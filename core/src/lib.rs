@@ -44,6 +44,7 @@ pub mod codec;
 mod conn;
 mod handler;
 mod protocol;
+pub mod server;
 pub mod testing;
 
 pub use conn::{ConnConfig, ConnStats, Connection, Event, Outgoing, PeerAddr};
