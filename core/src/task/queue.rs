@@ -1,6 +1,7 @@
 //! The task queue state machine.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use super::waitline::WaitLine;
@@ -98,7 +99,7 @@ pub struct TaskQueue<T> {
     /// The id the next accepted task gets.
     next_id: u64,
     /// Tasks holding a slot: `Starting` until their `Run` is polled, then `Running`.
-    slots: HashMap<TaskId, TaskState>,
+    slots: HashMap<TaskId, TaskState, BuildHasherDefault<IdHasher>>,
     waiting: WaitLine<T>,
     events: VecDeque<TaskEvent<T>>,
     stats: TaskStats,
@@ -111,7 +112,7 @@ impl<T> TaskQueue<T> {
         Self {
             config,
             next_id: 0,
-            slots: HashMap::new(),
+            slots: HashMap::default(),
             waiting: WaitLine::new(),
             events: VecDeque::new(),
             stats: TaskStats::default(),
@@ -302,6 +303,31 @@ impl<T> TaskQueue<T> {
         self.events.push_back(TaskEvent::Run { id, task });
     }
 }
+
+/// Hashes task ids for the slot map. The queue picks the ids (distinct, sequential), so one
+/// multiplication by an odd constant spreads them well; SipHash's flooding resistance would buy
+/// nothing, as a caller can only look ids up, never insert its own.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(ID_HASH_FACTOR);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(ID_HASH_FACTOR);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// 2^64 divided by the golden ratio, rounded to odd (Fibonacci hashing).
+const ID_HASH_FACTOR: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// `next_id` at which the queue stops accepting tasks rather than reuse an id (after 2^64 - 1
 /// submissions, which no real server reaches).
