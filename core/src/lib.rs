@@ -45,6 +45,7 @@ mod conn;
 mod handler;
 mod protocol;
 pub mod server;
+pub mod task;
 pub mod testing;
 
 pub use conn::{ConnConfig, ConnStats, Connection, Event, Outgoing, PeerAddr};
