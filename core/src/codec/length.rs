@@ -254,6 +254,7 @@ impl Decoder for LengthDelimited {
         match self.frame_len(src)? {
             Some(frame_len) if src.len() >= frame_len => {
                 let mut frame = src.split_to(frame_len);
+                // invariant: num_skip <= frame_len, checked by `frame_len`.
                 frame.advance(self.num_skip);
                 Ok(Some(frame.freeze()))
             }

@@ -141,6 +141,7 @@ impl Decoder for Lines {
         // Never look past `max_length + 1` bytes: a `\n` there would end a line that is too long.
         let read_to = src.len().min(self.max_length.saturating_add(1));
         let start = self.next_index.min(read_to);
+        // invariant: start <= read_to <= src.len(), so the slice is in bounds.
         match memchr::memchr(b'\n', &src[start..read_to]) {
             Some(offset) => {
                 self.next_index = 0;
