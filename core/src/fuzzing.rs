@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use crate::codec::{fuzz_length_delimited, fuzz_lines, fuzz_raw};
+pub use crate::task::fuzz_task_queue;
+
 use crate::codec::LengthDelimited;
 use crate::testing::Harness;
 use crate::{CloseReason, ConnConfig, Context, Handler};
@@ -66,7 +69,8 @@ pub fn fuzz_connection(data: &[u8], origin: Instant) {
             }
             _ => {
                 let now = h.now();
-                h.conn().handle_io_error(now, std::io::ErrorKind::ConnectionReset);
+                h.conn()
+                    .handle_io_error(now, std::io::ErrorKind::ConnectionReset);
                 h.step();
             }
         }
@@ -78,7 +82,11 @@ pub fn fuzz_connection(data: &[u8], origin: Instant) {
         assert!(conn.write_buffer_len() <= 16 * 1024 + MAX_REPLY);
         assert!(conn.read_buffer_len() <= 8 * 1024 + 64 * 1024);
         let closes = handler.closes.load(Ordering::Relaxed);
-        assert_eq!(closes, usize::from(h.closed().is_some()), "on_close exactly once");
+        assert_eq!(
+            closes,
+            usize::from(h.closed().is_some()),
+            "on_close exactly once"
+        );
     }
     // Whatever happened, enough time closes the connection (idle timeout or linger).
     h.set_peer_window(None);
@@ -101,7 +109,7 @@ impl Handler for FuzzEcho {
     fn protocol(&self) -> LengthDelimited {
         // invariant: a 1-byte length field with a 255-byte maximum is a valid configuration.
         LengthDelimited::builder()
-            .length_field_width(crate::codec::LengthWidth::One)
+            .length_field_width(crate::codec::LengthWidth::U8)
             .max_frame_length(255)
             .build()
             .expect("valid codec configuration")
@@ -126,5 +134,38 @@ impl Handler for FuzzEcho {
 
     fn on_close(&self, _cx: &mut Context<'_, Self>, _reason: &CloseReason) {
         self.closes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fuzz_connection;
+
+    #[test]
+    fn connection_corpus_replays_cleanly() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/connection");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).expect("the corpus ships with the repository") {
+            let data = std::fs::read(entry.expect("readable corpus dir").path()).unwrap();
+            fuzz_connection(&data, crate::t0());
+            n += 1;
+        }
+        assert!(n >= 4, "corpus went missing");
+    }
+
+    #[test]
+    fn connection_survives_pseudo_random_operations() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..300 {
+            let data: Vec<u8> = (0..256)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            fuzz_connection(&data, crate::t0());
+        }
     }
 }

@@ -42,6 +42,8 @@
 pub mod buf;
 pub mod codec;
 mod conn;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod handler;
 mod protocol;
 pub mod server;

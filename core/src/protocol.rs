@@ -226,3 +226,37 @@ impl Protocol for crate::codec::Lines {
         Ok(())
     }
 }
+
+impl Protocol for crate::codec::LengthDelimited {
+    type Message = Bytes;
+    type Outgoing = Bytes;
+
+    fn decode(
+        &mut self,
+        _cx: &mut ProtocolCx<'_>,
+        src: &mut BytesMut,
+    ) -> Result<Option<Bytes>, ProtocolError> {
+        Ok(crate::codec::Decoder::decode(self, src)?)
+    }
+
+    fn decode_eof(
+        &mut self,
+        _cx: &mut ProtocolCx<'_>,
+        src: &mut BytesMut,
+    ) -> Result<Option<Bytes>, ProtocolError> {
+        Ok(crate::codec::Decoder::decode_eof(self, src)?)
+    }
+
+    /// Queues the header and the payload as two chunks: the payload is not copied.
+    fn encode(&mut self, cx: &mut ProtocolCx<'_>, msg: Bytes) -> Result<(), ProtocolError> {
+        let mut header = BytesMut::with_capacity(self.header_len());
+        self.encode_header(msg.len(), &mut header)?;
+        cx.send(header.freeze());
+        cx.send(msg);
+        Ok(())
+    }
+
+    fn frame_size_hint(&self, src: &BytesMut) -> Option<usize> {
+        crate::codec::Decoder::frame_size_hint(self, src)
+    }
+}

@@ -11,19 +11,43 @@
 //! | [`LengthDelimited`] | length-prefixed frames | Netty `LengthFieldBasedFrameDecoder`, tokio-util `LengthDelimitedCodec` |
 //!
 //! Every codec bounds what a peer controls: a declared or accumulated length over the configured
-//! maximum is a [`CodecError`] raised *before* anything is buffered for that frame.
+//! maximum is a [`CodecError`] raised *before* anything is buffered for that frame. (`Raw` has
+//! no frames to bound; it only hands over what the connection already read, optionally cut into
+//! pieces of a maximum size.)
 //!
-//! Each codec also implements [`Protocol`](crate::Protocol), so it can be the framing of a
-//! [`Connection`](crate::Connection) directly; on that path, outgoing payloads are queued as
-//! [`Bytes`](bytes::Bytes) without copying.
+//! All three decode to [`Bytes`](bytes::Bytes) split off the receive buffer (no copy) and encode
+//! from `Bytes` or `&[u8]`. [`LengthDelimited::encode_header`] writes only the header, so a
+//! zero-copy sender can queue the header and the payload `Bytes` as two chunks.
+//!
+//! Errors split along who is at fault: [`CodecError::FrameTooLong`],
+//! [`CodecError::InvalidLength`] and [`CodecError::Truncated`] come from decoding what the peer
+//! sent; [`CodecError::Encode`] means the local caller asked for a frame the codec cannot write.
+//! Invalid configurations never reach a codec: [`LengthDelimitedBuilder::build`] rejects them
+//! with a [`LengthConfigError`].
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use gale_core::codec::{Decoder, Encoder, Lines};
+//!
+//! let mut codec = Lines::new();
+//! let mut wire = BytesMut::new();
+//! codec.encode(&b"hello"[..], &mut wire).unwrap();
+//! assert_eq!(&wire[..], b"hello\n");
+//! assert_eq!(codec.decode(&mut wire).unwrap().as_deref(), Some(&b"hello"[..]));
+//! ```
 
+#[cfg(any(test, feature = "fuzzing"))]
+mod fuzz;
 mod length;
 mod lines;
 mod raw;
 
-pub use length::{Endian, LengthDelimited};
+pub use length::{Endian, LengthConfigError, LengthDelimited, LengthDelimitedBuilder, LengthWidth};
 pub use lines::Lines;
 pub use raw::Raw;
+
+#[cfg(feature = "fuzzing")]
+pub use fuzz::{fuzz_length_delimited, fuzz_lines, fuzz_raw};
 
 use bytes::BytesMut;
 

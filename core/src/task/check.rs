@@ -28,8 +28,8 @@ use super::{
 /// operation is one byte (`byte % 8`: submit, submit with deadline, done, fail, advance the
 /// clock, timeout, cancel, misuse) followed by one argument byte for all but submit and timeout.
 #[cfg(feature = "fuzzing")]
-pub fn fuzz_task_queue(data: &[u8]) {
-    if let Err(bug) = Scenario::decode(data).run() {
+pub fn fuzz_task_queue(data: &[u8], origin: Instant) {
+    if let Err(bug) = Scenario::decode(data).run(origin) {
         panic!("task queue invariant broken: {bug}");
     }
 }
@@ -94,8 +94,8 @@ impl Scenario {
 
     /// Runs the scenario, then drains the queue (completing every task, expiring every waiter)
     /// and checks that each task ended exactly once.
-    pub(super) fn run(&self) -> Result<(), String> {
-        let mut harness = Harness::new(self);
+    pub(super) fn run(&self, origin: Instant) -> Result<(), String> {
+        let mut harness = Harness::new(self, origin);
         for (step, op) in self.ops.iter().enumerate() {
             harness
                 .apply(*op)
@@ -154,7 +154,7 @@ macro_rules! ensure {
 }
 
 impl Harness {
-    fn new(scenario: &Scenario) -> Self {
+    fn new(scenario: &Scenario, t0: Instant) -> Self {
         let max_running = usize::from(scenario.max_running.max(1));
         let max_waiting = usize::from(scenario.max_waiting);
         let wait_timeout = Duration::from_millis(u64::from(scenario.wait_timeout_ms));
@@ -163,7 +163,6 @@ impl Harness {
             .max_running(NonZeroUsize::new(max_running).unwrap_or(NonZeroUsize::MIN))
             .max_waiting(max_waiting)
             .wait_timeout(wait_timeout);
-        let t0 = t0();
         Self {
             queue: TaskQueue::new(config),
             t0,
@@ -554,15 +553,6 @@ impl Harness {
     }
 }
 
-/// Kept apart so that the helper reads exactly as everywhere else.
-mod clock {
-    #[allow(clippy::disallowed_methods)] // the origin of the virtual clock; everything else adds Durations
-    pub(super) fn t0() -> std::time::Instant {
-        std::time::Instant::now()
-    }
-}
-use clock::t0;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,7 +594,7 @@ mod tests {
     }
 
     fn scenario_holds(scenario: Scenario) -> TestResult {
-        match scenario.run() {
+        match scenario.run(crate::t0()) {
             Ok(()) => TestResult::passed(),
             Err(bug) => TestResult::error(bug),
         }
@@ -640,7 +630,7 @@ mod tests {
             wait_timeout_ms: 40,
             ops: vec![Op::Submit, Op::Submit],
         };
-        let mut harness = Harness::new(&scenario);
+        let mut harness = Harness::new(&scenario, crate::t0());
         for op in &scenario.ops {
             harness.apply(*op).expect("a correct queue passes");
         }
@@ -681,7 +671,7 @@ mod tests {
         for entry in entries {
             let path = entry.expect("readable corpus dir").path();
             let data = std::fs::read(&path).expect("readable seed");
-            if let Err(bug) = Scenario::decode(&data).run() {
+            if let Err(bug) = Scenario::decode(&data).run(crate::t0()) {
                 panic!("{}: {bug}", path.display());
             }
             seeds += 1;

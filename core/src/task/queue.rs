@@ -342,10 +342,7 @@ mod tests {
     use std::num::NonZeroUsize;
     use std::time::Duration;
 
-    #[allow(clippy::disallowed_methods)] // the origin of the virtual clock; everything else adds Durations
-    fn t0() -> std::time::Instant {
-        std::time::Instant::now()
-    }
+    use crate::t0;
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
