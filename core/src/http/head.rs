@@ -259,18 +259,20 @@ fn scheme_end(target: &[u8]) -> Option<usize> {
 }
 
 /// Runs httparse over `buf` with a field table of `max_headers` entries and hands the
-/// outcome to `f`.
+/// outcome to `f`. The table never has more entries than `buf` could hold field lines
+/// (each takes at least 3 bytes, `a:\n`), so a huge `max_headers` allocates nothing extra.
 fn run_httparse<R>(
     buf: &[u8],
     max_headers: usize,
     f: impl FnOnce(httparse::Result<usize>, &httparse::Request<'_, '_>) -> R,
 ) -> R {
+    let entries = max_headers.min(buf.len() / 3 + 1);
     let mut inline = [httparse::EMPTY_HEADER; INLINE_HEADERS];
     let mut heap;
-    let table = if max_headers <= INLINE_HEADERS {
-        &mut inline[..max_headers]
+    let table = if entries <= INLINE_HEADERS {
+        &mut inline[..entries]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; max_headers];
+        heap = vec![httparse::EMPTY_HEADER; entries];
         &mut heap[..]
     };
     let mut req = httparse::Request::new(table);
@@ -610,6 +612,18 @@ mod tests {
             matches!(decode_with(&raw, &limits), Ok(Some(_))),
             "heap field table"
         );
+        limits.max_headers(usize::MAX);
+        assert!(
+            matches!(decode_with(&raw, &limits), Ok(Some(_))),
+            "table sized by the head"
+        );
+        let mut minimal = b"GET / HTTP/1.1\nHost:h\n".to_vec();
+        for _ in 0..100 {
+            minimal.extend_from_slice(b"a:\n");
+        }
+        minimal.push(b'\n');
+        let (h, _) = decode_with(&minimal, &limits).unwrap().unwrap();
+        assert_eq!(h.headers().len(), 101, "3-byte field lines fit the table");
         limits.max_headers(0);
         assert_eq!(
             decode_with(&raw, &limits),
