@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use crate::codec::{fuzz_length_delimited, fuzz_lines, fuzz_raw};
+pub use crate::http::fuzz_http_request;
 pub use crate::task::fuzz_task_queue;
 
 use crate::codec::LengthDelimited;
