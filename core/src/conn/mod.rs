@@ -211,10 +211,10 @@ impl<H: Handler> Connection<H> {
     /// Bytes arrived in a slice of the caller's (copied into the receive buffer).
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         self.begin_input(now);
-        if self.core.is_open() && !self.core.eof {
+        if self.core.phase == Phase::Open && !self.core.eof {
             self.core.recv.extend_from_slice(data);
+            self.after_read(data.len());
         }
-        self.after_read(data.len());
     }
 
     /// The peer finished sending (a read returned 0). Buffered input is decoded, replies are
