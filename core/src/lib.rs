@@ -45,6 +45,7 @@ mod conn;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod handler;
+pub mod protobuf;
 mod protocol;
 pub mod server;
 pub mod task;
