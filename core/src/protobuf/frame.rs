@@ -55,11 +55,6 @@ impl TypedFrame {
     pub fn into_payload(self) -> Bytes {
         self.payload
     }
-
-    /// The name's bytes, shared with the buffer they were decoded from.
-    pub(super) fn name_bytes(&self) -> &Bytes {
-        &self.name
-    }
 }
 
 impl fmt::Debug for TypedFrame {

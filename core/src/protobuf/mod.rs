@@ -21,7 +21,8 @@
 //! Both codecs bound what the peer controls (frame length, type-name length, varint length)
 //! and fail with a [`ProtobufError`] as soon as the header shows a violation, before any of the
 //! payload is buffered. Decoding splits frames off the receive buffer without copying; the
-//! protocols queue payloads as their own chunks, so a typed send copies only the header.
+//! protocols queue large payloads as their own chunks, so sending copies only the header (and
+//! payloads small enough to share its chunk).
 //!
 //! A [`Registry<M>`] maps type names to prost message types and wraps each decoded message
 //! into the handler's message type `M`: an enum of your own, or [`AnyMessage`] with

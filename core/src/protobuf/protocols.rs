@@ -343,7 +343,7 @@ fn send_gev(
 ) -> Result<(), ProtocolError> {
     let payload = frame.payload();
     let inline = payload.len() <= COPY_PAYLOAD_UP_TO;
-    let capacity = 6 + frame.name_bytes().len() + if inline { payload.len() } else { 0 };
+    let capacity = 6 + frame.name().len() + if inline { payload.len() } else { 0 };
     let mut buf = BytesMut::with_capacity(capacity);
     codec.encode_header(frame.name(), payload.len(), &mut buf)?;
     if inline {
@@ -356,6 +356,6 @@ fn send_gev(
     Ok(())
 }
 
-/// Payloads up to this size are copied next to their header: one chunk to write instead of
-/// two, for the price of a copy smaller than a cache-friendly iovec round trip.
+/// Payloads up to this size are copied next to their header: one chunk to queue and write
+/// instead of two, for a copy no dearer than the second chunk's bookkeeping.
 const COPY_PAYLOAD_UP_TO: usize = 256;
