@@ -2,6 +2,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 
 use gale_core::PeerAddr;

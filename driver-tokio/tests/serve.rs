@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
 
-/// Echoes lines; `big` queues 4 MiB of reply. Records close reasons.
+/// Echoes lines; `big` queues 32 MiB of reply (more than loopback socket buffers hold).
+/// Records close reasons.
 #[derive(Default)]
 struct Echo {
     closed: Arc<Mutex<Vec<CloseReason>>>,
@@ -26,7 +27,7 @@ impl Handler for Echo {
     }
     fn on_message(&self, cx: &mut Context<'_, Self>, line: Bytes) {
         if line == "big" {
-            for _ in 0..64 {
+            for _ in 0..512 {
                 let _ = cx.send(Bytes::from(vec![b'x'; 64 * 1024 - 1]));
             }
         } else {
@@ -95,10 +96,9 @@ async fn stop_deadline_closes_connections_that_cannot_flush() {
     let handle = server.handle();
     let running = tokio::spawn(server.run());
 
-    let mut c = tokio::net::TcpStream::connect(handle.local_addr().unwrap())
-        .await
-        .unwrap();
-    // A 4 MiB reply the client never reads: the flush cannot finish.
+    let mut c =
+        tokio::net::TcpStream::from_std(small_window_client(handle.local_addr().unwrap())).unwrap();
+    // A 32 MiB reply the client never reads: the flush cannot finish.
     c.write_all(b"big\n").await.unwrap();
     let mut first = [0; 1];
     c.read_exact(&mut first).await.unwrap();
@@ -127,6 +127,15 @@ async fn serve_a_unix_listener() {
     handle.stop();
     timeout(TIMEOUT, running).await.unwrap().unwrap();
     let _ = std::fs::remove_file(&path);
+}
+
+/// A client whose small receive buffer (no autotuning) cannot absorb a large reply.
+fn small_window_client(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    socket.into()
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);

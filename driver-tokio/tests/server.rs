@@ -53,7 +53,7 @@ impl Handler for Echo {
     }
 }
 
-const BIG: usize = 4 << 20;
+const BIG: usize = 16 << 20;
 const LINE: usize = 64 * 1024;
 
 fn start<H: Handler>(handler: H, config: ServerConfig) -> driver::ServerHandle<H> {
@@ -225,8 +225,21 @@ fn max_connections_refuses_the_extra_one() {
 
 #[test]
 fn stop_flushes_a_queued_reply() {
-    let server = start(Cmd, config(|_| {}));
-    let mut c = connect(&server);
+    let server = start(
+        Cmd,
+        config(|c| {
+            c.set_stop_timeout(TIMEOUT);
+            c.conn_mut().set_close_linger(TIMEOUT);
+        }),
+    );
+    // A small receive window: most of the reply stays queued in the server.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket
+        .connect(&server.local_addr().unwrap().into())
+        .unwrap();
+    let mut c: TcpStream = socket.into();
+    c.set_read_timeout(Some(TIMEOUT)).unwrap();
     c.write_all(b"big\n").unwrap();
     // The reply is queued (its first byte arrived) and far from written when stop begins.
     let first = read_exact(&mut c, 1);
