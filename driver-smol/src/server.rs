@@ -163,7 +163,9 @@ impl<H: Handler> ServerHandle<H> {
     }
 
     /// Stops gracefully: stops accepting, flushes and closes every connection (at most the
-    /// config's stop timeout), then joins the threads. Idempotent.
+    /// config's stop timeout; connections still flushing then close at once), then joins the
+    /// threads. Idempotent. It blocks: from a handler callback or a timer, which run on the
+    /// server's own threads, call [`serve_handle`](Self::serve_handle)`().stop()` instead.
     pub fn stop(&self) {
         self.handle.stop();
         self.wait();

@@ -14,7 +14,8 @@ use gale_core::{Context, Handler};
 use gale_smol as driver;
 use gale_smol::gale_core;
 
-/// Lines: `big` queues [`BIG`] bytes of reply lines; anything else is echoed.
+/// Lines: `big` queues [`BIG`] bytes of reply lines, `bye` shuts down the write side;
+/// anything else is echoed.
 struct Cmd;
 
 impl Handler for Cmd {
@@ -28,6 +29,9 @@ impl Handler for Cmd {
             for _ in 0..BIG / LINE {
                 let _ = cx.send(Bytes::from(vec![b'x'; LINE - 1]));
             }
+        } else if line == "bye" {
+            let _ = cx.send(line);
+            cx.shutdown_write();
         } else {
             let _ = cx.send(line);
         }
@@ -261,6 +265,19 @@ fn half_close_still_gets_replies_then_close() {
     c.write_all(b"a\nb\nlast-without-newline").unwrap();
     c.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_to_end(&mut c), b"a\nb\nlast-without-newline\n");
+    wait_until("no connection", || server.connection_count() == 0);
+}
+
+#[test]
+fn server_shutdown_write_sends_fin_and_keeps_reading() {
+    let server = start(Cmd, config(|_| {}));
+    let mut c = connect(&server);
+    c.write_all(b"bye\n").unwrap();
+    assert_eq!(read_to_end(&mut c), b"bye\n", "reply, then FIN");
+    // The server still reads: the connection stays open until the client finishes too.
+    c.write_all(b"more\n").unwrap();
+    assert_eq!(server.connection_count(), 1);
+    c.shutdown(Shutdown::Write).unwrap();
     wait_until("no connection", || server.connection_count() == 0);
 }
 
