@@ -48,15 +48,16 @@
 //! # Observability
 //!
 //! Logs through [`tracing`] (accept, close with reason, stop); metrics through the
-//! [`metrics`] facade under the names in [`metrics_names`], shared by all gale drivers.
+//! [`metrics`] facade under the names in [`gale_core::server::metric`], shared by all gale
+//! drivers (install a recorder before starting the server).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod conn;
-pub mod metrics_names;
 mod net;
 mod serve;
 mod server;
+mod stats;
 
 pub use gale_core;
 pub use net::Listener;

@@ -16,8 +16,8 @@ use smol::future::FutureExt as _;
 use smol::{Executor, Task, Timer};
 
 use crate::conn::{Live, TaskMailbox, drive};
-use crate::metrics_names as names;
 use crate::net::{Listener, Stream};
+use crate::stats::ConnMetrics;
 
 /// Serves `listener` with `handler`: one task per connection, spawned on smol's global
 /// executor ([`smol::spawn`]) or, after [`Serve::executor`], on an [`Executor`] of yours.
@@ -294,7 +294,7 @@ impl<H: Handler> Shared<H> {
         wait: &Sender<()>,
     ) {
         if !self.config.admits(self.registry.len()) {
-            metrics::counter!(names::CONNECTIONS_REFUSED).increment(1);
+            ConnMetrics::refused();
             tracing::debug!(%peer, "connection refused: max_connections reached");
             return;
         }
@@ -302,8 +302,6 @@ impl<H: Handler> Shared<H> {
         let (tx, rx) = channel::unbounded();
         let handle = ConnHandle::new(id, Arc::new(TaskMailbox(tx)));
         self.registry.insert(handle.clone());
-        metrics::counter!(names::CONNECTIONS_ACCEPTED).increment(1);
-        metrics::gauge!(names::CONNECTIONS_ACTIVE).increment(1.0);
         tracing::debug!(%id, %peer, "connection accepted");
         let mut conn = Connection::new(
             Arc::clone(&self.handler),
@@ -315,6 +313,7 @@ impl<H: Handler> Shared<H> {
         let live = Live {
             shared: Arc::clone(self),
             id,
+            metrics: ConnMetrics::accepted(),
             _wait: wait.clone(),
         };
         spawner.spawn(drive(conn, stream, rx, live)).detach();
@@ -387,7 +386,6 @@ async fn within(deadline: Instant, fut: impl Future) -> bool {
 /// Logs a failed accept and, unless the error concerns only that connection, pauses so that
 /// running out of file descriptors does not spin the acceptor.
 async fn accept_failed(e: io::Error) {
-    metrics::counter!(names::ACCEPT_ERRORS).increment(1);
     tracing::warn!(error = %e, "accept failed");
     if !matches!(
         e.kind(),

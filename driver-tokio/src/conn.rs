@@ -8,13 +8,12 @@ use std::time::Instant;
 use gale_core::{
     CloseReason, Command, ConnId, Connection, Event, Handler, Mailbox, MailboxClosed, Outgoing,
 };
-use metrics::Counter;
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
-use crate::metrics_names as names;
 use crate::net::Stream;
 use crate::serve::{RunState, Shared};
+use crate::stats::ConnMetrics;
 
 /// A connection's mailbox: an unbounded channel to its task. Unbounded is safe because the
 /// task applies every command at once and a send beyond the connection's send-buffer limit
@@ -32,6 +31,7 @@ impl<O: Send + 'static> Mailbox<O> for TaskMailbox<O> {
 pub(crate) struct Live<H: Handler> {
     pub(crate) shared: Arc<Shared<H>>,
     pub(crate) id: ConnId,
+    pub(crate) metrics: ConnMetrics,
     /// Held, never used: the server waits for every clone to drop when it stops.
     pub(crate) _wait: mpsc::Sender<()>,
 }
@@ -39,7 +39,6 @@ pub(crate) struct Live<H: Handler> {
 impl<H: Handler> Drop for Live<H> {
     fn drop(&mut self) {
         self.shared.registry.remove(self.id);
-        metrics::gauge!(names::CONNECTIONS_ACTIVE).decrement(1.0);
     }
 }
 
@@ -50,13 +49,11 @@ pub(crate) async fn drive<H: Handler>(
     stream: Stream,
     mut commands: mpsc::UnboundedReceiver<Command<Outgoing<H>>>,
     mut run_state: watch::Receiver<RunState>,
-    live: Live<H>,
+    mut live: Live<H>,
 ) {
     let mut io = Io {
         stream,
         write_blocked: false,
-        bytes_read: metrics::counter!(names::BYTES_READ),
-        bytes_written: metrics::counter!(names::BYTES_WRITTEN),
     };
     conn.handle_connect(Instant::now());
     let start = Instant::now();
@@ -66,7 +63,9 @@ pub(crate) async fn drive<H: Handler>(
     let mut forced = false;
     let mut mailbox_open = true;
     let reason = loop {
-        if let Some(reason) = io.drain(&mut conn) {
+        let closed = io.drain(&mut conn);
+        live.metrics.observe(&conn);
+        if let Some(reason) = closed {
             break reason;
         }
         // Re-arm the one timer only when the deadline moved (quinn's `drive_timer`).
@@ -112,6 +111,7 @@ pub(crate) async fn drive<H: Handler>(
             ready = io.stream.readable(), if conn.wants_read() => match ready {
                 Ok(()) => {
                     if let Some(reason) = io.read(&mut conn) {
+                        live.metrics.observe(&conn);
                         break reason;
                     }
                 }
@@ -120,16 +120,12 @@ pub(crate) async fn drive<H: Handler>(
         }
     };
     tracing::debug!(id = %live.id, peer = %conn.peer_addr(), %reason, "connection closed");
-    metrics::counter!(names::CONNECTIONS_CLOSED, "reason" => names::close_label(&reason))
-        .increment(1);
 }
 
 struct Io {
     stream: Stream,
     /// The last write would have blocked: wait for writability before writing again.
     write_blocked: bool,
-    bytes_read: Counter,
-    bytes_written: Counter,
 }
 
 impl Io {
@@ -143,10 +139,7 @@ impl Io {
             // An unused window is discarded by the connection's next buffer operation.
             match self.stream.try_read(conn.read_buf()) {
                 Ok(0) => conn.handle_eof(Instant::now()),
-                Ok(n) => {
-                    self.bytes_read.increment(n as u64);
-                    conn.handle_read(Instant::now(), n);
-                }
+                Ok(n) => conn.handle_read(Instant::now(), n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => conn.handle_io_error(Instant::now(), e.kind()),
@@ -186,10 +179,7 @@ impl Io {
             };
             match written {
                 Ok(0) => conn.handle_io_error(Instant::now(), io::ErrorKind::WriteZero),
-                Ok(n) => {
-                    self.bytes_written.increment(n as u64);
-                    conn.handle_written(Instant::now(), n);
-                }
+                Ok(n) => conn.handle_written(Instant::now(), n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_blocked = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => conn.handle_io_error(Instant::now(), e.kind()),

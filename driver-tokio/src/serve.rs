@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout, timeout_at};
 
 use crate::conn::{Live, TaskMailbox, drive};
-use crate::metrics_names as names;
 use crate::net::{Listener, Stream};
+use crate::stats::ConnMetrics;
 
 /// Serves `listener` with `handler` on the current tokio runtime (current-thread or
 /// multi-thread): one task per connection, spawned with [`tokio::spawn`].
@@ -244,7 +244,7 @@ impl<H: Handler> Shared<H> {
     /// full (it never reaches the handler).
     fn admit(self: &Arc<Self>, stream: Stream, peer: PeerAddr, wait: &mpsc::Sender<()>) {
         if !self.config.admits(self.registry.len()) {
-            metrics::counter!(names::CONNECTIONS_REFUSED).increment(1);
+            ConnMetrics::refused();
             tracing::debug!(%peer, "connection refused: max_connections reached");
             return;
         }
@@ -252,8 +252,6 @@ impl<H: Handler> Shared<H> {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = ConnHandle::new(id, Arc::new(TaskMailbox(tx)));
         self.registry.insert(handle.clone());
-        metrics::counter!(names::CONNECTIONS_ACCEPTED).increment(1);
-        metrics::gauge!(names::CONNECTIONS_ACTIVE).increment(1.0);
         tracing::debug!(%id, %peer, "connection accepted");
         let now = Instant::now();
         let mut conn = Connection::new(
@@ -266,6 +264,7 @@ impl<H: Handler> Shared<H> {
         let live = Live {
             shared: Arc::clone(self),
             id,
+            metrics: ConnMetrics::accepted(),
             _wait: wait.clone(),
         };
         tokio::spawn(drive(conn, stream, rx, self.run_state.subscribe(), live));
@@ -301,7 +300,6 @@ impl Job {
 /// Logs a failed accept and, unless the error concerns only that connection, pauses so that
 /// running out of file descriptors does not spin the acceptor.
 async fn accept_failed(e: io::Error) {
-    metrics::counter!(names::ACCEPT_ERRORS).increment(1);
     tracing::warn!(error = %e, "accept failed");
     if !matches!(
         e.kind(),
