@@ -114,7 +114,7 @@ pub(crate) async fn drive<H: Handler>(
             }
             Wake::Forced => {
                 (draining, forced) = (true, true);
-                conn.handle_io_error(now, io::ErrorKind::TimedOut);
+                conn.handle_abort(now, CloseReason::Shutdown);
             }
             Wake::Timer => {
                 armed = None;
@@ -161,10 +161,18 @@ impl Io {
             if !conn.wants_read() {
                 break;
             }
-            // An unused window is discarded by the connection's next buffer operation.
-            match self.stream.try_read(conn.read_buf()) {
+            // Read into this thread's scratch buffer and hand core only what arrived:
+            // `read_buf` windows must be zero-filled first, this copies just `n` bytes.
+            let read = SCRATCH.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
+                Ok(n) if n > 0 => {
+                    conn.handle_input(Instant::now(), &scratch[..n]);
+                    Ok(n)
+                }
+                other => other,
+            });
+            match read {
                 Ok(0) => conn.handle_eof(Instant::now()),
-                Ok(n) => conn.handle_read(Instant::now(), n),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => conn.handle_io_error(Instant::now(), e.kind()),
@@ -217,3 +225,13 @@ impl Io {
 const READS_PER_WAKE: usize = 32;
 /// Slices per vectored write.
 const MAX_IOV: usize = 64;
+
+thread_local! {
+    /// One read buffer per thread, shared by every connection that thread drives: an idle
+    /// connection owns no receive memory, and reads need no zero-filling.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Size of the per-thread read buffer.
+const SCRATCH_LEN: usize = 64 * 1024;
