@@ -3,8 +3,9 @@
 
     chart.py SUMMARY.json OUT.svg
 
-Left: echo throughput per message size, one bar per server, as a ratio to mio-floor (labelled
-with the median msgs/s). Right: server memory per idle connection (bytes), if measured.
+Left: echo msgs/s per message size, one bar per server, as a ratio to mio-floor (labelled with
+the median msgs/s). Middle: the server's CPU time per message. Right: server memory per idle
+connection (bytes), if measured.
 """
 
 import json
@@ -40,25 +41,28 @@ def short(n):
     return f"{n:.0f}"
 
 
-def echo_panel(s, x0, y0, w, h, color_of):
-    out = []
-    groups = [g for g in s["echo"] if g["ratio_vs_floor"] is not None]
+def echo_panel(s, x0, y0, w, h, color_of, key, title, label, ref=None):
+    """Grouped bars: one group per message size, one bar per server, height `g[key]`."""
+    out = [text(x0 + w / 2, y0 + 16, title, 14, weight="bold")]
+    groups = [g for g in s["echo"] if g.get(key) is not None]
     sizes = sorted({g["size"] for g in groups})
     servers = [srv for srv in s["servers"] if any(g["server"] == srv for g in groups)]
-    out.append(text(x0 + w / 2, y0 + 16, "Echo throughput vs mio-floor (median msgs/s on bars)",
-                    14, weight="bold"))
     if not groups:
-        out.append(text(x0 + w / 2, y0 + h / 2, "no echo results"))
+        out.append(text(x0 + w / 2, y0 + h / 2, "no data"))
         return out
-    top = max(1.2, max(g["ratio_vs_floor"] for g in groups) * 1.12)
-    step = 0.25 if top <= 2 else 0.5 if top <= 4 else math.ceil(top / 8)
+    top = max(g[key] for g in groups) * 1.15
+    if ref is not None:
+        top = max(top, ref * 1.2)
+    step = nice_step(top / 5)
     px, py, pw, ph = x0 + 50, y0 + 40, w - 60, h - 90
     for i in range(int(top / step) + 1):
         v = i * step
         yy = py + ph - v / top * ph
-        out.append(line(px, yy, px + pw, yy, "#1a1a1a" if abs(v - 1) < 1e-9 else "#ddd",
-                        None if abs(v - 1) < 1e-9 else "3,3"))
-        out.append(text(px - 6, yy + 4, f"{v:.2f}", 11, "end"))
+        out.append(line(px, yy, px + pw, yy, "#ddd", "3,3"))
+        out.append(text(px - 6, yy + 4, f"{v:g}", 11, "end"))
+    if ref is not None:
+        yy = py + ph - ref / top * ph
+        out.append(line(px, yy, px + pw, yy, "#1a1a1a"))
     gw = pw / len(sizes)
     bw = min(48, gw * 0.8 / max(len(servers), 1))
     for gi, size in enumerate(sizes):
@@ -67,18 +71,25 @@ def echo_panel(s, x0, y0, w, h, color_of):
             g = next((g for g in groups if g["server"] == srv and g["size"] == size), None)
             if g is None:
                 continue
-            bh = g["ratio_vs_floor"] / top * ph
+            bh = g[key] / top * ph
             bx = gx + si * bw
             out.append(rect(bx + 2, py + ph - bh, bw - 4, bh, color_of[srv]))
-            out.append(text(bx + bw / 2, py + ph - bh - 4, short(g["median_msgs_per_s"]), 10))
-        out.append(text(px + gi * gw + gw / 2, py + ph + 18, f"{size} B messages", 12))
-    # Legend.
+            out.append(text(bx + bw / 2, py + ph - bh - 4, label(g), 10))
+        out.append(text(px + gi * gw + gw / 2, py + ph + 18, f"{size} B", 12))
     lx = px
     for srv in servers:
         out.append(rect(lx, y0 + h - 22, 12, 12, color_of[srv]))
         out.append(text(lx + 16, y0 + h - 12, srv, 12, "start"))
         lx += 24 + 7.5 * len(srv)
     return out
+
+
+def nice_step(raw):
+    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= raw."""
+    if raw <= 0:
+        return 1
+    mag = 10 ** math.floor(math.log10(raw))
+    return next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
 
 
 def idle_panel(s, x0, y0, w, h, color_of):
@@ -104,16 +115,21 @@ def idle_panel(s, x0, y0, w, h, color_of):
 def render(s):
     servers = s["servers"]
     color_of = {srv: COLORS[i % len(COLORS)] for i, srv in enumerate(servers)}
-    W, H = 1100, 420
+    W, H = 1500, 420
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 30}" '
              f'viewBox="0 0 {W} {H + 30}">', rect(0, 0, W, H + 30, "#fff")]
-    parts += echo_panel(s, 10, 10, 640, H, color_of)
-    parts += idle_panel(s, 670, 10, 420, H, color_of)
+    parts += echo_panel(s, 10, 10, 540, H, color_of, "ratio_vs_floor",
+                        "Echo msgs/s vs mio-floor (higher is better)",
+                        lambda g: short(g["median_msgs_per_s"]), ref=1.0)
+    parts += echo_panel(s, 560, 10, 520, H, color_of, "median_server_cpu_us_per_msg",
+                        "Server CPU per message, us (lower is better)",
+                        lambda g: f"{g['median_server_cpu_us_per_msg']:.2f}")
+    parts += idle_panel(s, 1090, 10, 400, H, color_of)
     m = s.get("meta") or {}
     p = m.get("params", {})
     parts.append(text(W / 2, H + 22,
                       f"{m.get('stamp', '')}  git {m.get('git')}  {p.get('CONNS')} conns, "
-                      f"{p.get('ROUNDS')} rounds x {p.get('DURATION')} s, server on CPU "
+                      f"{p.get('ROUNDS')} rounds x {p.get('DURATION')} s, medians; server on CPU "
                       f"{p.get('SERVER_CPU')}, load on CPU {p.get('LOAD_CPU')}; loopback, shared "
                       f"machine: compare ratios", 11, fill="#666"))
     parts.append("</svg>")

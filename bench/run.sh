@@ -136,12 +136,14 @@ fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # ---------------------------------------------------------------- build
 
+ROOT_BUILD_FAILED=0
 if [[ $SKIP_BUILD != 1 ]]; then
     note "building the bench workspace (release)"
     cargo build --release --manifest-path "$BENCH_DIR/Cargo.toml"
     note "building gale's echo example (release)"
     if ! (cd "$ROOT_DIR" && cargo build --release --example echo); then
         note "gale's echo example did not build; gale servers will be skipped"
+        ROOT_BUILD_FAILED=1
     fi
 fi
 BENCH_BIN="$(target_dir "$BENCH_DIR/Cargo.toml")/release"
@@ -162,9 +164,15 @@ declare -A SKIPPED=()
 for entry in "${SERVERS[@]}"; do
     name=${entry%%|*}
     cmd=${entry#*|}
+    if [[ -n $ONLY && " $ONLY " != *" $name "* ]]; then continue; fi
+    if ((ROOT_BUILD_FAILED)) && [[ $cmd == *"{root}"* ]]; then
+        # Never run a stale binary from an earlier build.
+        SKIPPED[$name]="cargo build --release --example echo failed (see the build output)"
+        note "skipping $name: ${SKIPPED[$name]}"
+        continue
+    fi
     cmd=${cmd//\{bench\}/$BENCH_BIN}
     cmd=${cmd//\{root\}/$ROOT_BIN}
-    if [[ -n $ONLY && " $ONLY " != *" $name "* ]]; then continue; fi
     bin=${cmd%% *}
     if [[ ! -x $bin ]]; then
         SKIPPED[$name]="binary $bin not found"
@@ -200,14 +208,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
             set +e
             out=$(taskset -c "$LOAD_CPU" "$LOAD" echo --port "$PORT" --conns "$CONNS" \
                 --size "$size" --pipeline "$PIPELINE" --duration "$DURATION" \
-                --warmup "$WARMUP" --json 2>>"$LOG")
+                --warmup "$WARMUP" --server-pid "$SERVER_PID" --json 2>>"$LOG")
             rc=$?
             set -e
             stop_pid "$SERVER_PID"
             [[ -n $out ]] || out=null
             printf '{"kind":"echo","server":"%s","round":%d,"size":%d,"rc":%d,"run":%s}\n' \
                 "$name" "$round" "$size" "$rc" "$out" >>"$RAW"
-            summary=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]) or {}; print("%.0f msgs/s p99 %.0f us%s" % (r.get("msgs_per_s",0), r.get("p99_us",0), "" if r.get("ok") else "  FAILED"))' "$out")
+            summary=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]) or {}; print("%.0f msgs/s, p99 %.0f us, server %.2f us/msg%s" % (r.get("msgs_per_s",0), r.get("p99_us",0), r.get("server_cpu_us_per_msg") or 0, "" if r.get("ok") else "  FAILED"))' "$out")
             note "round $round size $size $name: $summary"
         done
     done

@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use mio::{Events, Poll};
 
 use crate::conn::{Conn, ConnectConfig, EVENTS_CAPACITY, READ_BUF, open_all};
+use crate::cpu::CpuTimes;
 use crate::wire::Wire;
 
 /// Parameters of one echo run.
@@ -28,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
     pub(crate) seed: u64,
+    /// Server process whose CPU time to account over the measured window.
+    pub(crate) server_pid: Option<u32>,
 }
 
 /// What one run measured (in the measured window only).
@@ -49,6 +52,10 @@ pub(crate) struct Outcome {
     pub(crate) errors: Vec<String>,
     /// Fewest and most messages completed by one connection in the window.
     pub(crate) per_conn: (u64, u64),
+    /// This process's CPU accounting over the window (`None` if unavailable).
+    pub(crate) client_cpu: Option<CpuTimes>,
+    /// The server's CPU accounting over the window (`None` if not asked or unavailable).
+    pub(crate) server_cpu: Option<CpuTimes>,
 }
 
 impl Outcome {
@@ -82,6 +89,13 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
     let end = warmup_end + cfg.duration;
     let mut measuring = cfg.warmup.is_zero();
     let mut window_start = start;
+    let snapshot = || {
+        (
+            CpuTimes::of(None).ok(),
+            cfg.server_pid.and_then(|p| CpuTimes::of(Some(p)).ok()),
+        )
+    };
+    let mut cpu_start = if measuring { snapshot() } else { (None, None) };
     let mut msgs = 0u64;
 
     loop {
@@ -89,6 +103,7 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
         if !measuring && now >= warmup_end {
             measuring = true;
             window_start = now;
+            cpu_start = snapshot();
             hist.reset();
             conns.iter_mut().for_each(|c| c.window_completed = 0);
         }
@@ -141,6 +156,8 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
     } else {
         Duration::ZERO
     };
+    let cpu_end = if measuring { snapshot() } else { (None, None) };
+    let delta = |end: Option<CpuTimes>, start: Option<CpuTimes>| Some(end?.since(start?));
     let per_conn = conns.iter().map(|c| c.window_completed);
     let per_conn = (
         per_conn.clone().min().unwrap_or(0),
@@ -155,6 +172,8 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
         conn_errors,
         errors,
         per_conn,
+        client_cpu: delta(cpu_end.0, cpu_start.0),
+        server_cpu: delta(cpu_end.1, cpu_start.1),
     })
 }
 

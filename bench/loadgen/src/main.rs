@@ -15,6 +15,7 @@
 //! in `wire.rs`.
 
 mod conn;
+mod cpu;
 mod echo;
 mod idle;
 mod report;
@@ -98,6 +99,10 @@ struct EchoArgs {
     /// Print the result as one JSON line on stdout (the human report goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Also report this server process's CPU time per message and run-queue wait over the
+    /// measured window (from /proc/PID/task/*/schedstat).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +153,7 @@ fn run_echo(a: EchoArgs) -> std::io::Result<ExitCode> {
         duration: secs(a.duration)?,
         warmup: secs(a.warmup)?,
         seed: a.seed,
+        server_pid: a.server_pid,
     };
     let result = echo::run(&cfg, wire::Raw)?;
     let human = report::human(&cfg, &result);

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::cpu::CpuTimes;
 use crate::echo::{Config, Outcome};
 
 /// Figures derived from an outcome, shared by both report forms.
@@ -12,6 +13,31 @@ struct Figures {
     mb_per_s: f64,
     /// p50, p90, p99, p99.9, max, mean, in microseconds.
     lat_us: [f64; 6],
+    client: Option<CpuFigures>,
+    server: Option<CpuFigures>,
+}
+
+/// CPU accounting of one process over the window.
+struct CpuFigures {
+    /// CPU microseconds per completed message.
+    us_per_msg: f64,
+    /// Fraction of the window spent on a CPU (1.0 = one core fully busy).
+    busy: f64,
+    /// Fraction of the window spent runnable but waiting for a CPU.
+    waiting: f64,
+}
+
+fn cpu_figures(t: Option<CpuTimes>, msgs: u64, secs: f64) -> Option<CpuFigures> {
+    let t = t?;
+    if msgs == 0 || secs <= 0.0 {
+        return None;
+    }
+    let window_ns = secs * 1e9;
+    Some(CpuFigures {
+        us_per_msg: t.on_cpu_ns as f64 / 1000.0 / msgs as f64,
+        busy: t.on_cpu_ns as f64 / window_ns,
+        waiting: t.wait_ns as f64 / window_ns,
+    })
 }
 
 fn figures(cfg: &Config, r: &Outcome) -> Figures {
@@ -40,6 +66,8 @@ fn figures(cfg: &Config, r: &Outcome) -> Figures {
         msgs_per_s,
         mb_per_s: msgs_per_s * cfg.size as f64 / 1e6,
         lat_us,
+        client: cpu_figures(r.client_cpu, r.msgs, secs),
+        server: cpu_figures(r.server_cpu, r.msgs, secs),
     }
 }
 
@@ -68,6 +96,22 @@ pub(crate) fn human(cfg: &Config, r: &Outcome) -> String {
         "  latency us  p50 {p50:.1}  p90 {p90:.1}  p99 {p99:.1}  p99.9 {p999:.1}  max {max:.1}  \
          mean {mean:.1}"
     );
+    for (who, c) in [("client", &f.client), ("server", &f.server)] {
+        if let Some(c) = c {
+            let _ = writeln!(
+                s,
+                "  cpu {who}  {:.2} us/msg, {:.0}% busy, {:.0}% waiting for a CPU{}",
+                c.us_per_msg,
+                c.busy * 100.0,
+                c.waiting * 100.0,
+                if who == "client" && c.busy > SATURATED {
+                    "  << client-bound?"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "  per conn    min {} max {} msgs in the window",
@@ -100,7 +144,9 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
             "\"mb_per_s\":{:.3},\"p50_us\":{:.2},\"p90_us\":{:.2},\"p99_us\":{:.2},",
             "\"p999_us\":{:.2},\"max_us\":{:.2},\"mean_us\":{:.2},\"per_conn_min\":{},",
             "\"per_conn_max\":{},\"checked_bytes\":{},\"mismatched_bytes\":{},",
-            "\"conn_errors\":{},\"errors\":[{}],\"ok\":{}}}"
+            "\"conn_errors\":{},\"errors\":[{}],\"ok\":{},",
+            "\"client_cpu_us_per_msg\":{},\"client_busy\":{},\"client_waiting\":{},",
+            "\"server_cpu_us_per_msg\":{},\"server_busy\":{},\"server_waiting\":{}}}"
         ),
         cfg.addr,
         cfg.conns,
@@ -123,9 +169,23 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
         r.mismatched,
         r.conn_errors,
         errors.join(","),
-        r.is_clean()
+        r.is_clean(),
+        opt(f.client.as_ref().map(|c| c.us_per_msg)),
+        opt(f.client.as_ref().map(|c| c.busy)),
+        opt(f.client.as_ref().map(|c| c.waiting)),
+        opt(f.server.as_ref().map(|c| c.us_per_msg)),
+        opt(f.server.as_ref().map(|c| c.busy)),
+        opt(f.server.as_ref().map(|c| c.waiting)),
     )
 }
+
+/// A JSON number with 4 decimals, or `null`.
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// Client busier than this (fraction of a core) probably limits the throughput measured.
+const SATURATED: f64 = 0.9;
 
 /// `s` as a JSON string literal.
 fn json_string(s: &str) -> String {
