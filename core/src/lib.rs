@@ -49,6 +49,7 @@ mod protocol;
 pub mod server;
 pub mod task;
 pub mod testing;
+pub mod timer;
 
 pub use conn::{ConnConfig, ConnStats, Connection, Event, Outgoing, PeerAddr};
 pub use handler::{
