@@ -54,17 +54,21 @@ impl<H: Handler> Entry<H> {
         }
     }
 
-    /// Applies one input (`f` calls a `handle_*` method), then drains.
-    pub(crate) fn apply(&mut self, now: Instant, f: impl FnOnce(&mut Connection<H>)) -> Step {
+    /// Applies one input (`f` calls a `handle_*` method), then drains, moving at most
+    /// `budget` bytes.
+    pub(crate) fn apply(
+        &mut self,
+        now: Instant,
+        mut budget: usize,
+        f: impl FnOnce(&mut Connection<H>),
+    ) -> Step {
         f(&mut self.conn);
-        let mut budget = WORK_BUDGET;
         self.drain(now, &mut budget)
     }
 
     /// Serves readiness: writes what is queued, reads until `WouldBlock` (draining after each
-    /// read), within a budget of bytes moved per call.
-    pub(crate) fn serve(&mut self, now: Instant) -> Step {
-        let mut budget = WORK_BUDGET;
+    /// read), moving at most `budget` bytes.
+    pub(crate) fn serve(&mut self, now: Instant, mut budget: usize) -> Step {
         if let Step::Closed(reason) = self.drain(now, &mut budget) {
             return Step::Closed(reason);
         }
@@ -162,7 +166,5 @@ impl<H: Handler> Entry<H> {
     }
 }
 
-/// Bytes one connection may read plus write per turn before the loop serves the others.
-const WORK_BUDGET: usize = 1024 * 1024;
 /// Most slices per vectored write.
 const MAX_IOV: usize = 64;

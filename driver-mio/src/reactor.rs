@@ -48,6 +48,8 @@ pub(crate) struct Reactor<H: Handler> {
     metrics: LoopMetrics,
     inbox: Vec<Msg<H>>,
     due: Vec<usize>,
+    /// Bytes one connection may move per turn before the others are served.
+    budget: usize,
 }
 
 impl<H: Handler> Reactor<H> {
@@ -62,6 +64,7 @@ impl<H: Handler> Reactor<H> {
             poll.registry()
                 .register(l, listener_token(i), mio::Interest::READABLE)?;
         }
+        let budget = server.work_budget;
         Ok(Self {
             index,
             poll,
@@ -78,6 +81,7 @@ impl<H: Handler> Reactor<H> {
             metrics: LoopMetrics::new(),
             inbox: Vec::new(),
             due: Vec::new(),
+            budget,
         })
     }
 
@@ -123,7 +127,9 @@ impl<H: Handler> Reactor<H> {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let step = self.conns[key].apply(now, |c| c.handle_io_error(now, ErrorKind::TimedOut));
+            let step = self.conns[key].apply(now, self.budget, |c| {
+                c.handle_io_error(now, ErrorKind::TimedOut)
+            });
             self.after(key, step, now);
         }
         self.metrics.flush();
@@ -155,7 +161,7 @@ impl<H: Handler> Reactor<H> {
                     if let Some(e) = self.conns.get_mut(key)
                         && e.id == id
                     {
-                        let step = e.apply(now, |c| c.handle_command(now, cmd));
+                        let step = e.apply(now, self.budget, |c| c.handle_command(now, cmd));
                         self.after(key, step, now);
                     }
                 }
@@ -177,7 +183,7 @@ impl<H: Handler> Reactor<H> {
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             e.writable = true;
         }
-        let step = e.serve(now);
+        let step = e.serve(now, self.budget);
         self.after(key, step, now);
     }
 
@@ -193,7 +199,7 @@ impl<H: Handler> Reactor<H> {
                 continue;
             }
             e.queued = false;
-            let step = e.serve(now);
+            let step = e.serve(now, self.budget);
             self.after(key, step, now);
         }
     }
@@ -212,7 +218,7 @@ impl<H: Handler> Reactor<H> {
         for key in due.drain(..) {
             if let Some(e) = self.conns.get_mut(key) {
                 e.deadline = None;
-                let step = e.apply(now, |c| c.handle_timeout(now));
+                let step = e.apply(now, self.budget, |c| c.handle_timeout(now));
                 self.after(key, step, now);
             }
         }
@@ -254,7 +260,7 @@ impl<H: Handler> Reactor<H> {
             };
             if let Err(err) = result {
                 tracing::warn!(id = %e.id, error = %err, "cannot register socket");
-                let step = e.apply(now, |c| c.handle_io_error(now, err.kind()));
+                let step = e.apply(now, self.budget, |c| c.handle_io_error(now, err.kind()));
                 if let Step::Closed(reason) = step {
                     self.remove(key, &reason);
                 }
@@ -306,7 +312,7 @@ impl<H: Handler> Reactor<H> {
         self.server.registry.insert(handle);
         self.metrics.accepted();
         self.conns.insert(Entry::new(conn, stream, id));
-        let step = self.conns[key].apply(now, |c| c.handle_connect(now));
+        let step = self.conns[key].apply(now, self.budget, |c| c.handle_connect(now));
         self.after(key, step, now);
     }
 
@@ -340,7 +346,7 @@ impl<H: Handler> Reactor<H> {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             if let Some(e) = self.conns.get_mut(key) {
-                let step = e.apply(now, |c| c.handle_shutdown(now));
+                let step = e.apply(now, self.budget, |c| c.handle_shutdown(now));
                 self.after(key, step, now);
             }
         }

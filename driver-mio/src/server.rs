@@ -41,6 +41,7 @@ pub struct Server<H: Handler> {
     handler: Arc<H>,
     config: ServerConfig,
     binds: Vec<BindAddr>,
+    work_budget: usize,
 }
 
 /// A running server: its address, its connections, its timers, and how to stop it.
@@ -65,6 +66,7 @@ pub(crate) struct ServerShared<H: Handler> {
     pub(crate) registry: Registry<Outgoing<H>>,
     pub(crate) loops: Vec<Arc<LoopShared<H>>>,
     pub(crate) stopping: AtomicBool,
+    pub(crate) work_budget: usize,
     /// Admitted connections not yet closed (queued for a loop or open on one).
     open: AtomicUsize,
 }
@@ -81,6 +83,7 @@ impl<H: Handler> Server<H> {
             handler,
             config: ServerConfig::default(),
             binds: Vec::new(),
+            work_budget: DEFAULT_WORK_BUDGET,
         }
     }
 
@@ -89,6 +92,14 @@ impl<H: Handler> Server<H> {
     #[must_use]
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Bytes one connection may read plus write in one turn before the loop serves its other
+    /// connections (it continues in a later turn). Default 1 MiB; at least 1.
+    #[must_use]
+    pub fn work_budget(mut self, bytes: usize) -> Self {
+        self.work_budget = bytes.max(1);
         self
     }
 
@@ -178,6 +189,7 @@ impl<H: Handler> Server<H> {
             registry: Registry::new(),
             loops: loop_shared,
             stopping: AtomicBool::new(false),
+            work_budget: self.work_budget,
             open: AtomicUsize::new(0),
         });
         let acceptor = if shared_listeners.is_empty() {
@@ -376,5 +388,7 @@ impl<H: Handler> ServerShared<H> {
     }
 }
 
+/// The default of [`Server::work_budget`].
+const DEFAULT_WORK_BUDGET: usize = 1024 * 1024;
 /// The smallest `run_every` period.
 const MIN_PERIOD: Duration = Duration::from_millis(1);
