@@ -406,6 +406,27 @@ fn peer_half_close_still_gets_every_reply_then_the_close() {
 }
 
 #[test]
+fn server_shutdown_write_sends_fin_and_keeps_reading() {
+    let _shared = FDS.read();
+    for &driver in DRIVERS {
+        let probe = Arc::new(Probe::default());
+        let server = serve(driver, ShutdownOnBye(probe.clone()), config());
+        let mut client = connect(addr_of(&*server));
+        client.write_all(b"bye").unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye", "{driver:?}: the reply before the FIN");
+        client.write_all(b"still there").unwrap();
+        wait_until("the server reads after its FIN", || {
+            probe.max_recv.load(Ordering::SeqCst) >= b"bye".len() + b"still there".len()
+        });
+        drop(client);
+        wait_for_no_connections(&*server);
+        server.stop();
+    }
+}
+
+#[test]
 fn peer_reset_does_not_break_the_server() {
     let _shared = FDS.read();
     for &driver in DRIVERS {
@@ -514,6 +535,26 @@ impl Handler for Sink {
         *cx.state() += msg.len();
         if *cx.state() == self.0 {
             cx.send(Bytes::from_static(b"done\n")).unwrap();
+        }
+    }
+}
+
+/// Echoes "bye", then shuts down its write side; counts every byte it reads in `max_recv`.
+struct ShutdownOnBye(Arc<Probe>);
+
+impl Handler for ShutdownOnBye {
+    type Protocol = Raw;
+    type State = ();
+
+    fn protocol(&self) -> Raw {
+        Raw::new()
+    }
+
+    fn on_message(&self, cx: &mut Context<'_, Self>, msg: Bytes) {
+        self.0.max_recv.fetch_add(msg.len(), Ordering::SeqCst);
+        if &msg[..] == b"bye" {
+            cx.send(msg).unwrap();
+            cx.shutdown_write();
         }
     }
 }
