@@ -17,24 +17,26 @@
 //! deadline later on every read, so that operation does not touch the heap:
 //!
 //! ```text
-//!   slots: HashMap<K, Slot>                 heap: BinaryHeap (min on (at, seq))
-//!   ┌─────┬───────────┬──────────────┐      ┌────────────────────────────┐
-//!   │ key │ at (true) │ tracker      │      │ (at, seq, key)  ← tracker   │
-//!   ├─────┼───────────┼──────────────┤      │ (at, seq, key)  ← stale     │
-//!   │  7  │  t+30s    │ (t+10s, #41) │─────►│ (t+10s, #41, 7)             │
-//!   └─────┴───────────┴──────────────┘      └────────────────────────────┘
+//!   slots: HashMap<K, Slot>                  heap: BinaryHeap, min on (at, seq)
+//!   ┌─────┬───────────┬─────┬─────────┐      ┌──────────────────────────────┐
+//!   │ key │ at (true) │ seq │ tracker │      │ (t+10s, #41, 7)  ← tracker 7 │
+//!   ├─────┼───────────┼─────┼─────────┤      │ (t+12s, #44, 3)  ← stale     │
+//!   │  7  │  t+30s    │ #90 │   #41   │─────►│ ...                          │
+//!   └─────┴───────────┴─────┴─────────┘      └──────────────────────────────┘
 //! ```
 //!
-//! Each live key owns exactly one heap entry, its *tracker*, whose `(at, seq)` is never later
-//! than the key's true `(at, seq)`. Other entries are *stale* (the key was cancelled, fired,
-//! or moved earlier) and are dropped when they reach the top.
+//! `seq` numbers every `schedule` call. Each live key owns exactly one heap entry, its
+//! *tracker* (the entry whose `seq` the slot names), and the tracker's `(at, seq)` is never
+//! later than the key's true `(at, seq)`. Other entries are *stale* (their key was cancelled,
+//! fired, or moved earlier) and are dropped when they reach the top.
 //!
-//! - `schedule` later: update the slot only; the tracker still bounds the key from below.
-//! - `schedule` earlier (or a new key): push a new tracker; the old one turns stale.
+//! - `schedule` to the same or a later deadline: update the slot only; the tracker still
+//!   bounds the key from below (key 7 above: tracker at 10 s, true deadline 30 s).
+//! - `schedule` earlier, or a new key: push a new tracker; the old one turns stale.
 //! - `cancel`: remove the slot; the tracker turns stale.
-//! - `poll_timeout` / `poll_expired` first *settle* the top: pop stale entries, and move a
-//!   lagging tracker to its key's true deadline (a sift-down), until the top is exact. Only
-//!   then is the top the earliest deadline.
+//! - `poll_timeout` / `poll_expired` first *settle* the top: pop stale entries, and re-insert
+//!   a lagging tracker at its key's true deadline, until the top is an exact tracker. Since
+//!   every tracker bounds its key from below, that top is the earliest deadline.
 //!
 //! Stale entries are bounded: when the heap exceeds `2 × live + 64` entries it is rebuilt
 //! without them in O(n), which amortizes to O(1) per operation that made an entry stale.

@@ -1,6 +1,7 @@
 //! [`TimerQueue`]: one deadline per key, lazy binary heap. See the [module docs](super).
 
 use std::cmp::Ordering;
+use std::collections::binary_heap::PeekMut;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hash};
@@ -105,13 +106,16 @@ impl<K: Copy + Eq + Hash, S: BuildHasher> TimerQueue<K, S> {
         match self.slots.entry(key) {
             Entry::Occupied(mut occupied) => {
                 let slot = occupied.get_mut();
+                // The tracker is at or before the old deadline, so it still bounds a deadline
+                // at or after the old one from below: leave it; it is moved when it reaches
+                // the top of the heap. An earlier deadline gets a new tracker, which turns
+                // the old one stale. (Comparing with the old deadline rather than the
+                // tracker's may push when not strictly needed, if the tracker lags; that
+                // costs a stale entry, and keeps `Slot`, hence the hash table, small.)
+                let earlier = at < slot.at;
                 slot.at = at;
                 slot.seq = seq;
-                // A tracker at or before the new deadline still bounds it from below: leave
-                // it; it is moved when it reaches the top of the heap. Only an earlier deadline
-                // needs a new tracker, which turns the old one stale.
-                if at < slot.tracker_at {
-                    slot.tracker_at = at;
+                if earlier {
                     slot.tracker_seq = seq;
                     self.heap.push(Node { at, seq, key });
                 }
@@ -120,7 +124,6 @@ impl<K: Copy + Eq + Hash, S: BuildHasher> TimerQueue<K, S> {
                 vacant.insert(Slot {
                     at,
                     seq,
-                    tracker_at: at,
                     tracker_seq: seq,
                 });
                 self.heap.push(Node { at, seq, key });
@@ -171,7 +174,7 @@ impl<K: Copy + Eq + Hash, S: BuildHasher> TimerQueue<K, S> {
     /// The earliest deadline among scheduled keys (exact), or `None` if none is scheduled.
     ///
     /// Takes `&mut self` because it finishes the lazy work of earlier calls: stale heap entries
-    /// on top are dropped and trackers that lag behind a moved deadline are sifted down. Calling
+    /// on top are dropped and trackers that lag behind a moved deadline are re-inserted. Calling
     /// it again without changes in between is O(1).
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
@@ -234,9 +237,8 @@ struct Slot {
     at: Instant,
     /// `seq` of the `schedule` call that set `at`.
     seq: u64,
-    /// Where the key's tracker sits in the heap. Invariant: `(tracker_at, tracker_seq) <=
-    /// (at, seq)`, so the tracker never surfaces after the key is due.
-    tracker_at: Instant,
+    /// Identifies the key's tracker in the heap. Invariant: the tracker's `(at, seq)` is at
+    /// or before `(at, seq)` here, so the tracker never surfaces after the key is due.
     tracker_seq: u64,
 }
 
@@ -269,25 +271,29 @@ impl<K: Copy + Eq + Hash, S: BuildHasher> TimerQueue<K, S> {
     /// moved at most once per `schedule` call that moved its key later, and each stale entry
     /// is popped once: O(log n) amortized.
     fn settle(&mut self) -> Option<Instant> {
-        while let Some(mut top) = self.heap.peek_mut() {
+        loop {
+            let top = self.heap.peek_mut()?;
             match self.slots.get_mut(&top.key) {
                 Some(slot) if slot.tracker_seq == top.seq => {
                     if slot.seq == top.seq {
                         return Some(top.at);
                     }
-                    // The key was moved later: move its tracker to the true deadline. The
-                    // `PeekMut` guard sifts it down when dropped.
-                    top.at = slot.at;
-                    top.seq = slot.seq;
-                    slot.tracker_at = slot.at;
+                    // The key was moved later: move its tracker to the true deadline. Pop and
+                    // push rather than sift down in place: `pop` moves the last leaf down with
+                    // one comparison per level, and a deadline pushed later usually belongs
+                    // near the bottom, where `push` leaves it after a comparison or two.
                     slot.tracker_seq = slot.seq;
+                    let (at, seq) = (slot.at, slot.seq);
+                    let mut node = PeekMut::pop(top);
+                    node.at = at;
+                    node.seq = seq;
+                    self.heap.push(node);
                 }
                 _ => {
-                    std::collections::binary_heap::PeekMut::pop(top);
+                    PeekMut::pop(top);
                 }
             }
         }
-        None
     }
 
     /// Restores the storage bounds after an operation: at most `2 * live + COMPACT_SLACK` heap
