@@ -174,12 +174,94 @@ impl Source for Listener {
     }
 }
 
-/// Binds the first of `addrs` that accepts a listener (as `TcpListener::bind` does).
-pub(crate) fn bind_tcp(
-    addrs: &[SocketAddr],
+/// Every listener of a server, bound.
+pub(crate) struct Bound {
+    /// Served by the acceptor thread.
+    pub(crate) shared: Vec<Listener>,
+    /// Served by each loop itself (SO_REUSEPORT mode), one list per loop.
+    pub(crate) per_loop: Vec<Vec<Listener>>,
+    pub(crate) unix_paths: UnixPaths,
+    /// The first TCP address.
+    pub(crate) local_addr: Option<SocketAddr>,
+}
+
+/// Socket files a server created; removed by [`remove_all`](Self::remove_all) or on drop
+/// (a start that failed half-way).
+#[derive(Debug, Default)]
+pub(crate) struct UnixPaths(Vec<PathBuf>);
+
+impl UnixPaths {
+    pub(crate) fn remove_all(&mut self) {
+        for path in self.0.drain(..) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::debug!(path = %path.display(), error = %e, "cannot remove socket file");
+            }
+        }
+    }
+}
+
+impl Drop for UnixPaths {
+    fn drop(&mut self) {
+        self.remove_all();
+    }
+}
+
+/// Binds every address. With `reuse_port`, each TCP address gets one SO_REUSEPORT listener
+/// per loop (the first binds, possibly to port 0, the others to the port it got); Unix
+/// sockets and, without `reuse_port`, TCP listeners go to the acceptor.
+pub(crate) fn bind_all(
+    binds: &[BindAddr],
     reuse_port: bool,
+    loops: usize,
     backlog: u32,
-) -> io::Result<Listener> {
+) -> io::Result<Bound> {
+    if binds.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no address to listen on: call bind or bind_unix",
+        ));
+    }
+    if binds.len() > MAX_LISTENERS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many addresses to listen on",
+        ));
+    }
+    let mut bound = Bound {
+        shared: Vec::new(),
+        per_loop: (0..loops).map(|_| Vec::new()).collect(),
+        unix_paths: UnixPaths::default(),
+        local_addr: None,
+    };
+    for bind in binds {
+        match bind {
+            BindAddr::Tcp(addrs) if reuse_port => {
+                let first = bind_tcp(addrs, true, backlog)?;
+                let addr = first
+                    .local_addr()
+                    .ok_or_else(|| io::Error::other("no address"))?;
+                bound.local_addr = bound.local_addr.or(Some(addr));
+                for own in &mut bound.per_loop[1..] {
+                    own.push(bind_tcp(&[addr], true, backlog)?);
+                }
+                bound.per_loop[0].push(first);
+            }
+            BindAddr::Tcp(addrs) => {
+                let l = bind_tcp(addrs, false, backlog)?;
+                bound.local_addr = bound.local_addr.or(l.local_addr());
+                bound.shared.push(l);
+            }
+            BindAddr::Unix(path) => {
+                bound.shared.push(bind_unix(path, backlog)?);
+                bound.unix_paths.0.push(path.clone());
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// Binds the first of `addrs` that accepts a listener (as `TcpListener::bind` does).
+fn bind_tcp(addrs: &[SocketAddr], reuse_port: bool, backlog: u32) -> io::Result<Listener> {
     let mut last = None;
     for addr in addrs {
         match bind_tcp_one(*addr, reuse_port, backlog) {
@@ -192,7 +274,7 @@ pub(crate) fn bind_tcp(
 }
 
 /// Binds a Unix domain socket at `path` (which must not exist).
-pub(crate) fn bind_unix(path: &Path, backlog: u32) -> io::Result<Listener> {
+fn bind_unix(path: &Path, backlog: u32) -> io::Result<Listener> {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
     socket.bind(&SockAddr::unix(path)?)?;
@@ -217,5 +299,7 @@ fn backlog_arg(backlog: u32) -> i32 {
     i32::try_from(backlog).unwrap_or(i32::MAX)
 }
 
+/// Most listeners per server (bounds the listener token range of a loop).
+pub(crate) const MAX_LISTENERS: usize = 1024;
 /// How long to wait before accepting again after a failure such as `EMFILE`.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);

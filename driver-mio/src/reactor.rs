@@ -21,7 +21,7 @@ use slab::Slab;
 
 use crate::entry::{Entry, Step};
 use crate::mailbox::{LoopShared, MAX_CONNS_PER_LOOP, Msg, conn_id, next_generation, split_id};
-use crate::net::{Listener, Stream};
+use crate::net::{Listener, MAX_LISTENERS, Stream};
 use crate::server::ServerShared;
 use crate::stats::LoopMetrics;
 
@@ -127,6 +127,7 @@ impl<H: Handler> Reactor<H> {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
+            // invariant: `keys` are the occupied slots; nothing else closes them meanwhile.
             let step = self.conns[key].apply(now, self.budget, |c| {
                 c.handle_io_error(now, ErrorKind::TimedOut)
             });
@@ -236,6 +237,7 @@ impl<H: Handler> Reactor<H> {
     fn after(&mut self, key: usize, step: Step, now: Instant) {
         let e = match step {
             Step::Closed(reason) => return self.remove(key, &reason),
+            // invariant: only `remove` frees a slot, and it runs for `Step::Closed` only.
             Step::Idle | Step::Yield => &mut self.conns[key],
         };
         self.metrics.observe(&mut e.seen, &e.conn);
@@ -312,6 +314,7 @@ impl<H: Handler> Reactor<H> {
         self.server.registry.insert(handle);
         self.metrics.accepted();
         self.conns.insert(Entry::new(conn, stream, id));
+        // invariant: `insert` filled `vacant_key`.
         let step = self.conns[key].apply(now, self.budget, |c| c.handle_connect(now));
         self.after(key, step, now);
     }
@@ -385,5 +388,5 @@ const WAKER_TOKEN: usize = usize::MAX;
 pub(crate) const WAKER: Token = Token(WAKER_TOKEN);
 /// Tokens above this are listeners (counted down from `usize::MAX - 1`); slab keys stay far
 /// below (at most `MAX_CONNS_PER_LOOP`).
-const LISTENER_TOKEN_MIN: usize = usize::MAX - 1 - 1024;
+const LISTENER_TOKEN_MIN: usize = usize::MAX - 1 - MAX_LISTENERS;
 const EVENTS_CAPACITY: usize = 1024;

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle, ThreadId};
@@ -14,7 +14,7 @@ use mio::{Poll, Waker};
 
 use crate::acceptor::{self, Acceptor};
 use crate::mailbox::{LoopShared, LoopTask, MAX_LOOPS, Msg};
-use crate::net::{self, BindAddr, Listener};
+use crate::net::{self, BindAddr, Bound, UnixPaths};
 use crate::reactor::{self, Job, Reactor};
 
 /// Builds a server: a handler, a [`ServerConfig`], one or more addresses.
@@ -51,7 +51,7 @@ pub struct Server<H: Handler> {
 pub struct ServerHandle<H: Handler> {
     shared: Arc<ServerShared<H>>,
     local_addr: Option<SocketAddr>,
-    unix_paths: Vec<PathBuf>,
+    unix_paths: Mutex<UnixPaths>,
     acceptor_waker: Option<Waker>,
     threads: Mutex<Option<Vec<JoinHandle<()>>>>,
     thread_ids: Vec<ThreadId>,
@@ -139,41 +139,12 @@ impl<H: Handler> Server<H> {
             .loops()
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from))
             .clamp(1, MAX_LOOPS);
-        let backlog = config.backlog();
-        let mut shared_listeners = Vec::new();
-        let mut loop_listeners: Vec<Vec<Listener>> = (0..loops).map(|_| Vec::new()).collect();
-        let mut unix_paths = Vec::new();
-        let mut local_addr = None;
-        if self.binds.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "no address to listen on: call bind or bind_unix",
-            ));
-        }
-        for bind in &self.binds {
-            match bind {
-                BindAddr::Tcp(addrs) if config.reuse_port() => {
-                    let first = net::bind_tcp(addrs, true, backlog)?;
-                    let addr = first
-                        .local_addr()
-                        .ok_or_else(|| io::Error::other("no address"))?;
-                    local_addr = local_addr.or(Some(addr));
-                    loop_listeners[0].push(first);
-                    for own in &mut loop_listeners[1..] {
-                        own.push(net::bind_tcp(&[addr], true, backlog)?);
-                    }
-                }
-                BindAddr::Tcp(addrs) => {
-                    let l = net::bind_tcp(addrs, false, backlog)?;
-                    local_addr = local_addr.or(l.local_addr());
-                    shared_listeners.push(l);
-                }
-                BindAddr::Unix(path) => {
-                    shared_listeners.push(net::bind_unix(path, backlog)?);
-                    unix_paths.push(path.clone());
-                }
-            }
-        }
+        let Bound {
+            shared: shared_listeners,
+            per_loop: loop_listeners,
+            unix_paths,
+            local_addr,
+        } = net::bind_all(&self.binds, config.reuse_port(), loops, config.backlog())?;
 
         let mut polls = Vec::with_capacity(loops);
         let mut loop_shared = Vec::with_capacity(loops);
@@ -205,7 +176,7 @@ impl<H: Handler> Server<H> {
         let mut handle = ServerHandle {
             shared: Arc::clone(&shared),
             local_addr,
-            unix_paths,
+            unix_paths: Mutex::new(unix_paths),
             acceptor_waker: None,
             threads: Mutex::new(Some(Vec::new())),
             thread_ids: Vec::new(),
@@ -305,11 +276,10 @@ impl<H: Handler> ServerHandle<H> {
                 tracing::error!(thread = %name, "a gale-mio thread panicked");
             }
         }
-        for path in &self.unix_paths {
-            if let Err(e) = std::fs::remove_file(path) {
-                tracing::debug!(path = %path.display(), error = %e, "cannot remove socket file");
-            }
-        }
+        self.unix_paths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove_all();
         *self.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.stopped_cv.notify_all();
         tracing::info!("gale-mio server stopped");

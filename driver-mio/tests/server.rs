@@ -114,6 +114,21 @@ fn dropping_the_handle_stops_the_server() {
 }
 
 #[test]
+fn a_start_that_fails_half_way_removes_the_socket_file_it_created() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let path = socket_path("half-way");
+    let err = Server::new(Echo)
+        .bind_unix(&path)
+        .unwrap()
+        .bind(taken.local_addr().unwrap())
+        .unwrap()
+        .start()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(!path.exists(), "socket file left behind");
+}
+
+#[test]
 fn start_without_an_address_fails() {
     let err = Server::new(Echo).start().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
