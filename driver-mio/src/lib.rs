@@ -19,11 +19,11 @@
 //! ```
 //!
 //! - **Loops** follow the drain rule of [`gale_core::Connection`] after every input: read
-//!   until `WouldBlock` into the connection's buffer (at most 1 MiB moved per connection per
-//!   turn, then the others are served first), write at once with vectored writes, register
-//!   `WRITABLE` interest only while bytes are queued and `READABLE` only while the connection
-//!   reads (re-registering only when that changes), and reschedule the connection's deadline
-//!   in the loop's [`TimerQueue`](gale_core::timer::TimerQueue).
+//!   until `WouldBlock` into the connection's buffer (at most [`Server::work_budget`] bytes
+//!   moved per connection per turn, then the others are served first), write at once with
+//!   vectored writes, register `WRITABLE` interest only while bytes are queued and `READABLE`
+//!   only while the connection reads (re-registering only when that changes), and reschedule
+//!   the connection's deadline in the loop's [`TimerQueue`](gale_core::timer::TimerQueue).
 //! - **Mailboxes**: a [`ConnHandle`](gale_core::ConnHandle) from any thread pushes its
 //!   command into the owning loop's queue and wakes it; commands to closed connections fail
 //!   with [`MailboxClosed`](gale_core::MailboxClosed).
