@@ -54,12 +54,24 @@
 //!
 //! # Why this structure
 //!
-//! The alternatives considered: an *eager* heap that pushes on every reschedule (lazy
-//! deletion plus compaction) pays O(log n) and grows the heap on every read of every
-//! connection; an *indexed* heap (positions kept in a map) keeps exactly n entries but every
-//! reschedule sifts and rewrites positions, O(log n) hash updates; a hierarchical timing wheel
-//! (tokio) gives O(1) but rounds deadlines to its tick, while [`TimerQueue::poll_timeout`] must
-//! be exact. `benches/timer.rs` measures this queue against the eager heap on 100k armed keys.
+//! Alternatives considered:
+//!
+//! - an *eager* heap that pushes an entry on every reschedule and skips outdated ones (lazy
+//!   deletion plus compaction). Its heap grows by one entry per read of every connection, so
+//!   at 100k connections it compacts (an O(n) pass with a hash lookup per entry) after about
+//!   every 100k reads: a stall of 10-20 ms on a reactor thread each time. Here only `cancel` and moves to an *earlier* deadline leave stale entries; an idle
+//!   timer pushed later on every read never does.
+//! - an *indexed* heap (each key's heap position kept in the map): exactly n entries, but
+//!   every reschedule sifts and rewrites positions in the map, O(log n) hash updates.
+//! - a hierarchical timing wheel (tokio): O(1), but it rounds deadlines to its tick, while
+//!   [`TimerQueue::poll_timeout`] must be exact.
+//!
+//! The price of laziness is deferred work: a tracker that lags is re-inserted when it reaches
+//! the top, so the worst case is pushing the *earliest* key later and polling each time.
+//! `benches/timer.rs` measures both heaps on 100k armed keys. On a shared, loaded 2-core VM
+//! (numbers vary by 2x between runs): pushing a deadline later costs 57-75 ns here against
+//! 60-117 ns for the eager heap; expiring all keys about 200-400 ns per key for both; the
+//! worst case above 230-540 ns against 210-370 ns; one compaction of 200k entries 12-24 ms.
 //!
 //! ```
 //! # fn demo(now: std::time::Instant) {

@@ -43,10 +43,10 @@ use std::time::Instant;
 ///
 /// With `n` live keys: [`schedule`](Self::schedule) to a later deadline is O(1) (one hash
 /// lookup; the heap is repaired lazily); to an earlier deadline or for a new key, O(log n).
-/// [`cancel`](Self::cancel) is O(1). [`poll_timeout`](Self::poll_timeout) and
+/// [`cancel`](Self::cancel) is O(1) amortized. [`poll_timeout`](Self::poll_timeout) and
 /// [`poll_expired`](Self::poll_expired) are O(log n) amortized. Storage is O(n): the heap holds
-/// at most `2 n + 64` entries, and both allocations are shrunk once they exceed four times what
-/// the live keys need.
+/// at most `2 n + 64` entries, and both allocations are shrunk once they exceed `4 n + 1024`
+/// entries (or what [`with_capacity`](TimerQueue::with_capacity) reserved, if more).
 #[derive(Debug, Clone)]
 pub struct TimerQueue<K, S = RandomState> {
     /// Min-heap on `(at, seq)`. Holds exactly one *tracker* per live key plus stale entries.
