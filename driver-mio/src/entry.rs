@@ -73,21 +73,22 @@ impl<H: Handler> Entry<H> {
             return Step::Closed(reason);
         }
         while self.readable && self.conn.wants_read() && budget > 0 {
-            let buf = self.conn.read_buf();
-            match self.stream.read(buf) {
+            // Read into this thread's scratch buffer and hand core only what arrived: an idle
+            // connection owns no receive memory and no read window needs zero-filling.
+            let read = SCRATCH.with_borrow_mut(|scratch| match self.stream.read(scratch) {
+                Ok(n) if n > 0 => {
+                    self.conn.handle_input(now, &scratch[..n]);
+                    Ok(n)
+                }
+                other => other,
+            });
+            match read {
                 Ok(0) => {
                     self.readable = false;
                     self.conn.handle_eof(now);
                 }
-                Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    self.conn.handle_read(now, n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    // Hands the unused window back: an idle connection keeps no buffer.
-                    self.conn.handle_read(now, 0);
-                }
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.readable = false;
@@ -168,3 +169,12 @@ impl<H: Handler> Entry<H> {
 
 /// Most slices per vectored write.
 const MAX_IOV: usize = 64;
+
+thread_local! {
+    /// One read buffer per loop thread, shared by all of its connections.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Size of the per-thread read buffer (the mio floor's is the same).
+const SCRATCH_LEN: usize = 64 * 1024;

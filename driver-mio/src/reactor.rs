@@ -129,7 +129,7 @@ impl<H: Handler> Reactor<H> {
         for key in keys {
             // invariant: `keys` are the occupied slots; nothing else closes them meanwhile.
             let step = self.conns[key].apply(now, self.budget, |c| {
-                c.handle_io_error(now, ErrorKind::TimedOut)
+                c.handle_abort(now, CloseReason::Shutdown)
             });
             self.after(key, step, now);
         }
