@@ -1,1 +1,2 @@
 //! Shared helpers for the gale examples.
+pub mod intake;
