@@ -16,6 +16,7 @@
 //! other workers take them over when their lease expires. Processing is at least once; the
 //! [`Action`] makes its effect idempotent.
 
+use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -164,21 +165,25 @@ impl Intake {
         self.dispatch(events);
     }
 
-    /// Stops accepting (new submissions get [`Answer::Stopping`]) and stops claiming from
-    /// the journal, then waits up to `grace` for running and waiting messages to finish.
-    /// Returns whether everything finished; what did not is recovered on the next start.
-    pub async fn shutdown(&self, grace: Duration) -> bool {
+    /// Stops accepting at once (new submissions get [`Answer::Stopping`]) and stops
+    /// claiming from the journal; the returned future waits up to `grace` for running and
+    /// waiting messages to finish and says whether everything did. What did not is
+    /// recovered on the next start.
+    pub fn shutdown(&self, grace: Duration) -> impl Future<Output = bool> + Send + 'static {
         self.inner.lock().accepting = false;
         self.inner.stopping.notify_waiters();
         self.inner.deadlines.notify_one();
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let changed = self.inner.changed.notified();
-            if self.inner.lock().queue.is_idle() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return self.inner.lock().queue.is_idle();
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let deadline = tokio::time::Instant::now() + grace;
+            loop {
+                let changed = inner.changed.notified();
+                if inner.lock().queue.is_idle() {
+                    return true;
+                }
+                if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                    return inner.lock().queue.is_idle();
+                }
             }
         }
     }
