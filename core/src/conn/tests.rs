@@ -425,3 +425,16 @@ fn pipelined_burst_against_a_non_reading_peer_stays_bounded_and_loses_nothing() 
     assert_eq!(*h.conn().state(), 2000);
     assert_eq!(h.take_written().len(), 2000 * 2 * 1024);
 }
+
+#[test]
+fn abort_drops_queued_bytes_and_reports_the_reason_once() {
+    let (probe, mut h) = harness(ConnConfig::default());
+    h.set_peer_window(Some(0));
+    h.peer_send(b"flood 4\n");
+    let now = h.now();
+    h.conn().handle_abort(now, CloseReason::Shutdown);
+    h.step();
+    assert_eq!(h.closed(), Some(&CloseReason::Shutdown));
+    assert_eq!(h.conn().write_buffer_len(), 0);
+    assert_eq!(probe.log(), ["connect", "close server shutdown after 1"]);
+}
