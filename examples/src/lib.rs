@@ -10,6 +10,7 @@
 //! - [`handlers`]: the handlers the examples and the tests share.
 
 pub mod handlers;
+pub mod intake;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
