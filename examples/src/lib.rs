@@ -26,11 +26,15 @@ use gale_core::{Handler, Outgoing};
 pub enum Driver {
     /// gale-mio: an acceptor thread and N reactor threads.
     Mio,
+    /// gale-tokio: a task per connection on a tokio runtime.
+    Tokio,
+    /// gale-smol: a task per connection on smol executors.
+    Smol,
 }
 
 impl Driver {
     /// Every driver, for tests that run against all of them.
-    pub const ALL: &'static [Self] = &[Self::Mio];
+    pub const ALL: &'static [Self] = &[Self::Mio, Self::Tokio, Self::Smol];
 }
 
 /// A running server, whatever its driver: the control half of the driver API convention.
@@ -59,6 +63,7 @@ pub fn start<H: Handler>(
     config: ServerConfig,
     addr: SocketAddr,
 ) -> io::Result<Box<dyn RunningServer<Outgoing<H>>>> {
+    // The one line a user changes to switch drivers is the crate name below.
     match driver {
         Driver::Mio => Ok(Box::new(
             gale_mio::Server::new(handler)
@@ -66,38 +71,60 @@ pub fn start<H: Handler>(
                 .bind(addr)?
                 .start()?,
         )),
+        Driver::Tokio => Ok(Box::new(
+            gale_tokio::Server::new(handler)
+                .config(config)
+                .bind(addr)?
+                .start()?,
+        )),
+        Driver::Smol => Ok(Box::new(
+            gale_smol::Server::new(handler)
+                .config(config)
+                .bind(addr)?
+                .start()?,
+        )),
     }
 }
 
-impl<H: Handler> RunningServer<Outgoing<H>> for gale_mio::ServerHandle<H> {
-    fn local_addr(&self) -> Option<SocketAddr> {
-        Self::local_addr(self)
-    }
+/// Implements [`RunningServer`] for a driver's `ServerHandle`: every driver has the same
+/// inherent methods (the driver API convention).
+macro_rules! running_server {
+    ($handle:ident) => {
+        impl<H: Handler> RunningServer<Outgoing<H>> for $handle::ServerHandle<H> {
+            fn local_addr(&self) -> Option<SocketAddr> {
+                Self::local_addr(self)
+            }
 
-    fn connection_count(&self) -> usize {
-        Self::connection_count(self)
-    }
+            fn connection_count(&self) -> usize {
+                Self::connection_count(self)
+            }
 
-    fn connections(&self) -> Registry<Outgoing<H>> {
-        Self::connections(self)
-    }
+            fn connections(&self) -> Registry<Outgoing<H>> {
+                Self::connections(self)
+            }
 
-    fn run_after(&self, delay: Duration, f: Box<dyn FnOnce() + Send>) {
-        Self::run_after(self, delay, f);
-    }
+            fn run_after(&self, delay: Duration, f: Box<dyn FnOnce() + Send>) {
+                Self::run_after(self, delay, f);
+            }
 
-    fn run_every(&self, period: Duration, f: Box<dyn FnMut() + Send>) {
-        Self::run_every(self, period, f);
-    }
+            fn run_every(&self, period: Duration, f: Box<dyn FnMut() + Send>) {
+                Self::run_every(self, period, f);
+            }
 
-    fn stop(&self) {
-        Self::stop(self);
-    }
+            fn stop(&self) {
+                Self::stop(self);
+            }
 
-    fn wait(&self) {
-        Self::wait(self);
-    }
+            fn wait(&self) {
+                Self::wait(self);
+            }
+        }
+    };
 }
+
+running_server!(gale_mio);
+running_server!(gale_tokio);
+running_server!(gale_smol);
 
 /// Command-line options shared by every example server.
 #[derive(Debug, Clone, clap::Args)]
