@@ -16,7 +16,9 @@
 //! 4. **interest**: readable while `wants_read()`, writable while `wants_write()`.
 //!
 //! Everything else (decoding, idle timeout, backpressure, graceful close) is the
-//! connection's business. The handler is the examples' `Echo`; any `Handler` works.
+//! connection's business. The handler is the examples' `Echo`; any `Handler` works, except
+//! that `Context::handle` returns `None` here: a `ConnHandle` needs a mailbox into the loop
+//! (`Connection::set_handle`; gale-mio's is a queue plus a `mio::Waker`), left out for brevity.
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
@@ -89,7 +91,8 @@ impl Server {
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(addr)?;
-        (poll.registry()).register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let stop = Arc::new(Stop(AtomicBool::new(false), waker));
         Ok(Self {
@@ -158,7 +161,8 @@ impl Server {
                     token => drive(&mut conns, registry, token, now, &mut scratch, |_| {}),
                 }
             }
-            let due: Vec<Token> = (conns.iter())
+            let due: Vec<Token> = conns
+                .iter()
                 .filter(|(_, c)| c.conn.poll_timeout().is_some_and(|at| at <= now))
                 .map(|(&token, _)| token)
                 .collect();
