@@ -8,9 +8,12 @@
 //!   `--port`, `--loops`, `--metrics`, `--log-json`, …), logging and metrics setup, and
 //!   [`run_until_ctrl_c`].
 //! - [`handlers`]: the handlers the examples and the tests share.
+//! - [`protobuf`]: gev's protobuf example with replies: the server handler and the checking
+//!   client.
 
 pub mod handlers;
 pub mod intake;
+pub mod protobuf;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
