@@ -41,6 +41,7 @@ use crate::{Driver, RunningServer};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     name = "async-server",
+    args_override_self = true,
     about = "gale's GSEAsyncServer: accepts messages over HTTP, journals them, processes them in the background"
 )]
 #[non_exhaustive]
