@@ -22,7 +22,7 @@
 //!   GSEAsyncServer's configuration describes) or simulate work.
 //! - [`api`]: the HTTP answers, GSEAsyncServer's texts included.
 //! - [`config`]: GSEAsyncServer's YAML configuration file.
-//! - [`serve`]: the `async-server` command line, and starting and stopping the whole server
+//! - [`mod@serve`]: the `async-server` command line, and starting and stopping the whole server
 //!   (the example and the end-to-end tests share it).
 //!
 //! Processing is at least once: after a crash, messages claimed by the dead process run
