@@ -218,6 +218,54 @@ fn half_closed_clients_get_their_answer_on_every_driver() {
 }
 
 #[test]
+fn a_graceful_stop_answers_what_it_accepted_and_refuses_the_rest() {
+    let backend = Backend::sqlite("stop");
+    let server = start(
+        &backend,
+        Driver::Tokio,
+        &["--work-channel-len", "2", "--demo-work-ms", "200"],
+    );
+    let addr = server.local_addr();
+    let intake = server.intake().clone();
+    let client = client();
+    let early = client.spawn(burst(addr, "early", 6));
+    let deadline = Instant::now() + WAIT;
+    while intake.load() != (2, 4) {
+        assert!(Instant::now() < deadline, "two run, four wait");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stopping = std::thread::spawn(move || server.stop());
+    let late = client.block_on(async {
+        loop {
+            let late = post(addr, "/task/v1/message", r#"{"msg":"late"}"#).await;
+            match late {
+                Ok(resp) if resp.status == 503 => break resp,
+                Ok(resp) => assert_eq!(resp.status, 200, "{resp:?}"),
+                Err(e) => panic!("the listener is open while messages finish: {e}"),
+            }
+            assert!(Instant::now() < deadline, "the intake stops accepting");
+        }
+    });
+    assert!(
+        late.body.ends_with("error: server is shutting down.\n"),
+        "{late:?}"
+    );
+    assert_eq!(late.header("connection"), Some("close"));
+    assert_eq!(late.header("retry-after"), Some("1"));
+    let answers = client.block_on(early).unwrap();
+    let ids = accepted(&answers);
+    assert_eq!(
+        ids.len(),
+        6,
+        "waiting messages ran and were answered: {:?}",
+        failures(&answers)
+    );
+    assert!(stopping.join().unwrap(), "everything accepted finished");
+    let journal = client.block_on(backend.journal());
+    client.block_on(backend.check_exactly_once(&ids, journal.len()));
+}
+
+#[test]
 fn kill_9_loses_no_acknowledged_message_on_sqlite() {
     kill_9(&Backend::sqlite("kill"));
 }
