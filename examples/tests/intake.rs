@@ -733,8 +733,10 @@ impl Resp {
     }
 }
 
-/// A client runtime for a test.
+/// A client runtime for a test (and enough file descriptors for 500 connections, both
+/// ends in this process).
 fn client() -> tokio::runtime::Runtime {
+    rlimit::increase_nofile_limit(8192).expect("raise RLIMIT_NOFILE");
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
