@@ -303,6 +303,48 @@ fn two_servers_share_one_journal_on_postgres() {
     }
 }
 
+#[test]
+fn gse_config_file_sends_messages_to_its_mysql_table() {
+    let Some(server_db) = Backend::server(MYSQL, "gse") else {
+        return;
+    };
+    // GSEAsyncServer's config.yml, pointing at the test database.
+    let url = server_db
+        .url
+        .strip_prefix("mysql://")
+        .expect("a mysql:// URL");
+    let (user, rest) = url.split_once('@').expect("user@host");
+    let (username, password) = user.split_once(':').unwrap_or((user, ""));
+    let (host, database) = rest.split_once('/').expect("host/database");
+    let (addrs, port) = host.split_once(':').unwrap_or((host, "3306"));
+    let yaml = format!(
+        "# Configurate task...\ntask:\n  addrs: \"{addrs}\"\n  port: \"{port}\"\n  username: \"{username}\"\n  password: \"{password}\"\n  database: \"{database}\"\n  table: \"{}\"\n  connMaxLifetime: 10\n  maxIdleConns: 10\n  maxOpenConns: 10\n",
+        server_db.table
+    );
+    let journal = Backend::sqlite("gse");
+    let config = journal.dir.as_ref().unwrap().path().join("config.yml");
+    std::fs::write(&config, yaml).unwrap();
+    let server = start(
+        &journal,
+        Driver::Mio,
+        &["--config-file-path", config.to_str().unwrap()],
+    );
+    let addr = server.local_addr();
+    let client = client();
+    let answers = client.block_on(burst(addr, "gse", 20));
+    let ids = accepted(&answers);
+    assert_eq!(ids.len(), 20, "{:?}", failures(&answers));
+    assert!(server.stop());
+    let stored: HashMap<i64, String> = client.block_on(server_db.processed()).into_iter().collect();
+    for (id, text) in &ids {
+        assert_eq!(
+            stored.get(id),
+            Some(text),
+            "message {id} is in the YAML's table"
+        );
+    }
+}
+
 /// Not a test: the server process of the kill -9 tests, which run this binary again with
 /// only this test selected (see the file's docs).
 #[test]
