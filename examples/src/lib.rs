@@ -173,24 +173,7 @@ impl CommonArgs {
     /// Sets up logging (to stderr) and, with `--metrics`, the Prometheus endpoint. Call it
     /// once, before starting the server.
     pub fn init(&self) -> io::Result<()> {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(io::stderr);
-        if self.log_json {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
-        if let Some(addr) = self.metrics {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .with_http_listener(addr)
-                .install()
-                .map_err(io::Error::other)?;
-            tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
-        }
-        Ok(())
+        init(self.log_json, self.metrics)
     }
 
     /// The address to listen on.
@@ -220,6 +203,31 @@ impl CommonArgs {
     ) -> io::Result<Box<dyn RunningServer<Outgoing<H>>>> {
         start(self.driver, handler, config, self.addr())
     }
+}
+
+/// Sets up logging to stderr, as JSON lines (one object per event, its fields at the top
+/// level, like logrus' JSON formatter) or as text, with the filter from `RUST_LOG` (default
+/// "info"); with `metrics`, serves Prometheus metrics there. Call it once per process,
+/// before starting a server.
+pub fn init(log_json: bool, metrics: Option<SocketAddr>) -> io::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if log_json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+    if let Some(addr) = metrics {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(io::Error::other)?;
+        tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
+    }
+    Ok(())
 }
 
 /// Prints `listening on ADDR` on stdout, waits for Ctrl-C (or SIGTERM), then stops the

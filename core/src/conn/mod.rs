@@ -230,7 +230,10 @@ impl<H: Handler> Connection<H> {
     }
 
     /// The peer finished sending (a read returned 0). Buffered input is decoded, replies are
-    /// flushed, then the connection closes with [`CloseReason::PeerClosed`].
+    /// flushed, then the connection closes with [`CloseReason::PeerClosed`]. Replies the
+    /// protocol still owes ([`Protocol::is_idle`] is false: an answer a worker thread will
+    /// send through a [`ConnHandle`]) are waited for first, within the protocol's own
+    /// deadline.
     pub fn handle_eof(&mut self, now: Instant) {
         self.begin_input(now);
         self.core.eof = true;
@@ -511,10 +514,15 @@ impl<H: Handler> Connection<H> {
                 && !self.core.above_high
             {
                 self.decode_input();
-                if self.core.pending_close.is_none() && !self.core.above_high {
-                    self.core.pending_close = Some(CloseReason::PeerClosed);
+                if self.core.pending_close.is_some() {
+                    continue;
                 }
-                continue;
+                // Replies the protocol still owes keep the connection open (every input
+                // comes back here); the protocol bounds the wait with a deadline of its own.
+                if !self.core.above_high && self.protocol.is_idle() {
+                    self.core.pending_close = Some(CloseReason::PeerClosed);
+                    continue;
+                }
             }
             if self.core.write == WriteSide::ShutdownRequested && self.core.send.is_empty() {
                 self.core.write = WriteSide::Shutdown;

@@ -65,6 +65,27 @@ impl Action for DemoAction {
     }
 }
 
+/// Simulated work before another action: waits `work`, then runs `inner` (GSEAsyncServer's
+/// worker slept a minute; `--demo-work-ms` with the table action).
+#[derive(Debug, Clone)]
+pub struct Delayed<A> {
+    /// How long each message takes before `inner` runs.
+    pub work: Duration,
+    /// The action that does the real work.
+    pub inner: A,
+}
+
+impl<A: Action> Action for Delayed<A> {
+    fn process<'a>(&'a self, msg: &'a StoredMessage) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if !self.work.is_zero() {
+                tokio::time::sleep(self.work).await;
+            }
+            self.inner.process(msg).await
+        })
+    }
+}
+
 /// Stores each message's text in a table `(message_id, msg, processed_at)`, keyed on the
 /// journal id, so a repeated attempt does not store it twice.
 #[derive(Debug, Clone)]

@@ -156,7 +156,8 @@ pub fn answer_response(
             msg.msg
         )),
         Answer::Unavailable(e) => unavailable(e),
-        Answer::Stopping => unavailable("server is shutting down"),
+        // The server goes away: a keep-alive client should reconnect (elsewhere).
+        Answer::Stopping => unavailable("server is shutting down").with_close(true),
     }
 }
 

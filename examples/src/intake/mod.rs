@@ -22,6 +22,8 @@
 //!   GSEAsyncServer's configuration describes) or simulate work.
 //! - [`api`]: the HTTP answers, GSEAsyncServer's texts included.
 //! - [`config`]: GSEAsyncServer's YAML configuration file.
+//! - [`mod@serve`]: the `async-server` command line, and starting and stopping the whole server
+//!   (the example and the end-to-end tests share it).
 //!
 //! Processing is at least once: after a crash, messages claimed by the dead process run
 //! again, so actions key their effects on the message id (as [`action::TableAction`]
@@ -30,12 +32,14 @@
 pub mod action;
 pub mod api;
 pub mod config;
+pub mod serve;
 pub mod sql;
 pub mod store;
 pub mod worker;
 
-pub use action::{Action, DemoAction, MessageBody, TableAction};
+pub use action::{Action, Delayed, DemoAction, MessageBody, TableAction};
 pub use api::IntakeApi;
+pub use serve::{IntakeArgs, RunningIntake, ServeError, serve};
 pub use sql::{SqlStore, SqlStoreConfig, SqliteSync};
 pub use store::{RetryPolicy, Store, StoreError, StoredMessage};
 pub use worker::{Answer, Intake, IntakeConfig};

@@ -153,8 +153,13 @@ impl From<Response> for Reply {
 /// }
 /// ```
 ///
-/// Limitation: when the peer half-closes (EOF) while responses are still owed, the connection
-/// closes once what is already queued is written, so answers arriving later are dropped.
+/// A peer that half-closes (EOF) after its last request still gets every response owed to
+/// it: the protocol is not [idle](Protocol::is_idle) while a request waits for its answer,
+/// so the connection stays open for replies arriving later, for at most
+/// [`request_timeout`](Self::request_timeout) from the EOF. Past that, the requests still
+/// unanswered are dropped and the connection closes
+/// ([`CloseReason::Local`](crate::CloseReason::Local)). With no request timeout, only the
+/// connection's idle timeout bounds the wait.
 ///
 /// Limits, with defaults and setters:
 ///
@@ -163,6 +168,7 @@ impl From<Response> for Reply {
 /// | request sizes ([`HttpLimits`]) | see [`HttpLimits`] | 4xx/5xx, close |
 /// | [`max_pipeline`](Self::max_pipeline) | 32 requests owed a response | stop reading, close after answering them |
 /// | [`request_timeout`](Self::request_timeout) | 60 s from a request's first byte to its last | 408, close |
+/// | the same, from the peer's EOF to the last owed response | 60 s | the unanswered requests are dropped, close |
 ///
 /// A reply the protocol cannot place (an unknown or already answered [`RequestSeq`], or no
 /// request owed a response) is caller misuse: [`Protocol::encode`] returns an error, which
@@ -186,6 +192,8 @@ pub struct HttpServer {
     stopped: bool,
     /// A `100 Continue` waits for earlier responses to be written.
     continue_owed: bool,
+    /// The peer sent EOF while responses were owed: give up on them at this instant.
+    eof_deadline: Option<Instant>,
 }
 
 impl HttpServer {
@@ -220,6 +228,7 @@ impl HttpServer {
             started: None,
             stopped: false,
             continue_owed: false,
+            eof_deadline: None,
         }
     }
 
@@ -241,7 +250,8 @@ impl HttpServer {
     /// Longest time from the first byte of a request to its last (head and body); `None`
     /// waits forever (the connection's idle timeout still applies). A request not complete
     /// in time is answered with 408 and the connection closes, which bounds how long a
-    /// slow-loris client holds a connection. Default
+    /// slow-loris client holds a connection. Also the longest wait, after the peer's EOF,
+    /// for responses still owed. Default
     /// [`DEFAULT_REQUEST_TIMEOUT`](Self::DEFAULT_REQUEST_TIMEOUT).
     pub fn request_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
         self.request_timeout = timeout;
@@ -273,6 +283,11 @@ impl HttpServer {
         src: &mut BytesMut,
         eof: bool,
     ) -> Result<Option<Request>, ProtocolError> {
+        if eof && self.eof_deadline.is_none() && !self.owed.is_empty() {
+            self.eof_deadline = self
+                .request_timeout
+                .and_then(|timeout| cx.now().checked_add(timeout));
+        }
         if self.stopped {
             src.clear();
             return Ok(None);
@@ -445,8 +460,12 @@ impl Protocol for HttpServer {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let started = self.started?;
-        started.checked_add(self.request_timeout?)
+        let request = self
+            .started
+            .zip(self.request_timeout)
+            .and_then(|(started, timeout)| started.checked_add(timeout));
+        let owed = self.eof_deadline.filter(|_| !self.owed.is_empty());
+        request.into_iter().chain(owed).min()
     }
 
     fn handle_timeout(
@@ -454,7 +473,23 @@ impl Protocol for HttpServer {
         cx: &mut ProtocolCx<'_>,
         now: Instant,
     ) -> Result<(), ProtocolError> {
-        if self.stopped || self.poll_timeout().is_none_or(|deadline| deadline > now) {
+        if self.eof_deadline.is_some_and(|deadline| deadline <= now) {
+            self.eof_deadline = None;
+            if !self.owed.is_empty() {
+                // The peer is gone and the application did not answer in time.
+                self.stopped = true;
+                self.started = None;
+                self.first += self.owed.len() as u64;
+                self.owed.clear();
+                cx.close();
+                return Ok(());
+            }
+        }
+        let request_deadline = self
+            .started
+            .zip(self.request_timeout)
+            .and_then(|(started, timeout)| started.checked_add(timeout));
+        if self.stopped || request_deadline.is_none_or(|deadline| deadline > now) {
             return Ok(());
         }
         let err = HttpError::with_status(408, "request not received in time");
@@ -466,6 +501,12 @@ impl Protocol for HttpServer {
     fn handle_close(&mut self, _cx: &mut ProtocolCx<'_>, _reason: &crate::CloseReason) {
         self.stopped = true;
         self.started = None;
+        self.eof_deadline = None;
+    }
+
+    /// Idle when no request is owed a response.
+    fn is_idle(&self) -> bool {
+        self.owed.is_empty()
     }
 }
 

@@ -509,6 +509,91 @@ fn eof_inside_a_request_is_a_400_and_a_close() {
 }
 
 #[test]
+fn a_peer_that_half_closed_still_gets_the_replies_it_is_owed() {
+    let (handler, mut h) = deferred(None);
+    h.peer_send(&[post("/0", "a"), post("/1", "b")].concat());
+    h.peer_eof();
+    assert!(h.closed().is_none(), "two responses are owed");
+    assert!(!h.conn().wants_read());
+    let seen = handler.seen();
+    let handle = h.handle();
+    let answer = |i: usize| Reply::to(seen[i].0, Response::new(200).with_body(format!("r{i}")));
+    handle.send(answer(1)).unwrap();
+    h.step();
+    assert!(h.written().is_empty() && h.closed().is_none(), "#0 is owed");
+    handle.send(answer(0)).unwrap();
+    h.step();
+    let bodies: Vec<String> = parse_all(&h.take_written())
+        .into_iter()
+        .map(|p| p.body)
+        .collect();
+    assert_eq!(bodies, ["r0", "r1"]);
+    assert_eq!(h.closed(), Some(&CloseReason::PeerClosed));
+}
+
+#[test]
+fn owed_replies_after_eof_are_given_up_at_the_request_timeout() {
+    let (handler, mut h) = deferred(None);
+    h.peer_send(&post("/slow", "x"));
+    h.advance(Duration::from_secs(5));
+    h.peer_eof();
+    assert_eq!(
+        h.conn().poll_timeout(),
+        Some(h.now() + HttpServer::DEFAULT_REQUEST_TIMEOUT),
+        "the wait is counted from the EOF"
+    );
+    h.advance(HttpServer::DEFAULT_REQUEST_TIMEOUT - Duration::from_millis(1));
+    assert!(h.closed().is_none());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.closed(), Some(&CloseReason::Local));
+    assert!(h.written().is_empty(), "nothing was answered");
+    let seq = handler.seen()[0].0;
+    let late = h.handle().send(Reply::to(seq, Response::new(200)));
+    assert!(late.is_err(), "the connection is gone");
+}
+
+#[test]
+fn an_error_queued_behind_owed_replies_is_still_written_after_eof() {
+    let (handler, mut h) = deferred(None);
+    h.peer_send(&post("/0", "a"));
+    // A truncated request, then EOF: its 400 waits for #0.
+    h.peer_send(b"POST /1 HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nabc");
+    h.peer_eof();
+    assert!(h.closed().is_none());
+    let seq = handler.seen()[0].0;
+    h.handle()
+        .send(Reply::to(seq, Response::new(200).with_body("r0")))
+        .unwrap();
+    h.step();
+    assert_eq!(statuses(&h.take_written()), [200, 400]);
+    assert_eq!(h.closed(), Some(&CloseReason::Local));
+}
+
+#[test]
+fn without_a_request_timeout_the_idle_timeout_bounds_the_wait_after_eof() {
+    struct Unbounded;
+    impl Handler for Unbounded {
+        type Protocol = HttpServer;
+        type State = ();
+        fn protocol(&self) -> HttpServer {
+            let mut p = HttpServer::new();
+            p.request_timeout(None);
+            p
+        }
+        fn on_message(&self, _cx: &mut Context<'_, Self>, _req: Request) {}
+    }
+    let mut config = ConnConfig::default();
+    config.set_idle_timeout(Some(Duration::from_secs(300)));
+    let mut h = Harness::new(Arc::new(Unbounded), config, crate::t0());
+    h.peer_send(&get("/"));
+    h.peer_eof();
+    h.advance(Duration::from_secs(299));
+    assert!(h.closed().is_none());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.closed(), Some(&CloseReason::IdleTimeout));
+}
+
+#[test]
 fn eof_between_requests_is_a_clean_close() {
     let mut h = sync();
     h.peer_send(&get("/"));
