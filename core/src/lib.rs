@@ -50,6 +50,7 @@ mod protocol;
 pub mod server;
 pub mod task;
 pub mod testing;
+pub mod ws;
 
 pub use conn::{ConnConfig, ConnStats, Connection, Event, Outgoing, PeerAddr};
 pub use handler::{
