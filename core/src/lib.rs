@@ -46,6 +46,7 @@ mod conn;
 pub mod fuzzing;
 mod handler;
 pub mod http;
+pub mod protobuf;
 mod protocol;
 pub mod server;
 pub mod task;

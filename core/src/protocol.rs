@@ -126,6 +126,9 @@ pub enum ProtocolError {
     /// A framing codec rejected the input.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A protobuf framing, registry or message error.
+    #[error(transparent)]
+    Protobuf(#[from] crate::protobuf::ProtobufError),
     /// A protocol-specific error, described.
     #[error("{0}")]
     Other(Arc<str>),

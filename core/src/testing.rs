@@ -53,8 +53,11 @@ pub struct Harness<H: Handler> {
     conn: Connection<H>,
     now: Instant,
     written: BytesMut,
+    /// Bytes the peer sent that the connection has not read yet (a socket's receive queue).
+    unread: BytesMut,
     peer_window: Option<usize>,
     mailbox: Arc<LocalMailbox<Outgoing<H>>>,
+    eof_pending: bool,
     write_shut: bool,
     closed: Option<CloseReason>,
 }
@@ -71,8 +74,10 @@ impl<H: Handler> Harness<H> {
             conn,
             now,
             written: BytesMut::new(),
+            unread: BytesMut::new(),
             peer_window: None,
             mailbox,
+            eof_pending: false,
             write_shut: false,
             closed: None,
         };
@@ -90,25 +95,23 @@ impl<H: Handler> Harness<H> {
         &mut self.conn
     }
 
-    /// The peer sends `data` (read in windows, as a driver would), then the harness steps.
+    /// The peer sends `data`. The connection reads it in windows, as a driver would, while
+    /// it [wants to read](Connection::wants_read); the rest waits, as in a socket's receive
+    /// queue, until reading resumes.
     pub fn peer_send(&mut self, data: &[u8]) {
-        let mut rest = data;
-        while !rest.is_empty() && !self.conn.is_closed() {
-            let window = self.conn.read_buf();
-            let n = window.len().min(rest.len());
-            window[..n].copy_from_slice(&rest[..n]);
-            self.conn.handle_read(self.now, n);
-            rest = &rest[n..];
-            self.step();
-            if !self.conn.wants_read() {
-                break;
-            }
-        }
+        self.unread.extend_from_slice(data);
+        self.step();
     }
 
-    /// The peer shuts down its write side (the connection reads EOF).
+    /// Bytes the peer sent that the connection has not read (it stopped reading).
+    pub fn unread(&self) -> usize {
+        self.unread.len()
+    }
+
+    /// The peer shuts down its write side: the connection reads EOF once it has read
+    /// everything sent before.
     pub fn peer_eof(&mut self) {
-        self.conn.handle_eof(self.now);
+        self.eof_pending = true;
         self.step();
     }
 
@@ -119,11 +122,23 @@ impl<H: Handler> Harness<H> {
         self.step();
     }
 
-    /// Delivers mailbox commands, writes what the peer accepts, and collects events, until
-    /// nothing changes.
+    /// Delivers mailbox commands and unread input, writes what the peer accepts, and
+    /// collects events, until nothing changes.
     pub fn step(&mut self) {
         loop {
             let mut progressed = false;
+            while !self.unread.is_empty() && self.conn.wants_read() {
+                let window = self.conn.read_buf();
+                let n = window.len().min(self.unread.len());
+                window[..n].copy_from_slice(&self.unread.split_to(n));
+                self.conn.handle_read(self.now, n);
+                progressed = true;
+            }
+            if self.eof_pending && self.unread.is_empty() && !self.conn.is_closed() {
+                self.eof_pending = false;
+                self.conn.handle_eof(self.now);
+                progressed = true;
+            }
             for cmd in self.mailbox.take() {
                 self.conn.handle_command(self.now, cmd);
                 progressed = true;

@@ -68,6 +68,18 @@ impl RecvBuf {
         self.buf.truncate(base + n);
     }
 
+    /// Reserves room for `incoming` more bytes, or for the whole frame in progress when
+    /// `frame_hint` (its total size) says it is larger, so the buffer grows once per frame.
+    pub fn reserve_for(&mut self, frame_hint: Option<usize>, incoming: usize) {
+        self.cancel_window();
+        let len = self.buf.len();
+        let want = match frame_hint {
+            Some(total) if total > len + incoming => total - len,
+            _ => incoming,
+        };
+        self.buf.reserve(want);
+    }
+
     /// Appends bytes by copying them (for embedders that already hold the input in a slice).
     pub fn extend_from_slice(&mut self, data: &[u8]) {
         self.cancel_window();

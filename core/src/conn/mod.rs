@@ -191,7 +191,12 @@ impl<H: Handler> Connection<H> {
 
     /// A window of the receive buffer to read into; follow with
     /// [`handle_read`](Self::handle_read). Sized for the frame in progress when the protocol
-    /// knows it.
+    /// knows it. If the read fails or would block, just don't call `handle_read`: the unused
+    /// window is discarded by the next call on the connection.
+    ///
+    /// The window is zero-filled first (gale-core has no `unsafe`); drivers that read into a
+    /// scratch buffer of their own and call [`handle_input`](Self::handle_input) skip that
+    /// cost.
     pub fn read_buf(&mut self) -> &mut [u8] {
         let hint = self
             .protocol
@@ -208,13 +213,20 @@ impl<H: Handler> Connection<H> {
         self.after_read(n);
     }
 
-    /// Bytes arrived in a slice of the caller's (copied into the receive buffer).
+    /// Bytes arrived in a slice of the caller's; only those bytes are copied into the
+    /// receive buffer.
+    ///
+    /// This is the fastest path for drivers that read into one scratch buffer per thread
+    /// (gale's drivers do): [`read_buf`](Self::read_buf) must zero its window first, because
+    /// gale-core has no `unsafe`, while this copies just what arrived.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
         self.begin_input(now);
-        if self.core.is_open() && !self.core.eof {
+        if self.core.phase == Phase::Open && !self.core.eof {
+            let hint = self.protocol.frame_size_hint(self.core.recv.bytes_mut());
+            self.core.recv.reserve_for(hint, data.len());
             self.core.recv.extend_from_slice(data);
+            self.after_read(data.len());
         }
-        self.after_read(data.len());
     }
 
     /// The peer finished sending (a read returned 0). Buffered input is decoded, replies are
@@ -230,6 +242,14 @@ impl<H: Handler> Connection<H> {
     pub fn handle_io_error(&mut self, now: Instant, kind: std::io::ErrorKind) {
         self.begin_input(now);
         self.finish(CloseReason::Io(kind));
+    }
+
+    /// Ends the connection at once with `reason`, dropping what is queued; `on_close` runs
+    /// as usual. For drivers giving up on a connection, for example when a graceful stop's
+    /// deadline passes ([`CloseReason::Shutdown`]).
+    pub fn handle_abort(&mut self, now: Instant, reason: CloseReason) {
+        self.begin_input(now);
+        self.finish(reason);
     }
 
     /// The socket accepted `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered.

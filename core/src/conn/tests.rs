@@ -408,3 +408,33 @@ fn prop_receive_capacity_returns_after_draining() {
         .tests(200)
         .quickcheck(prop as fn(Vec<Vec<u8>>) -> bool);
 }
+
+#[test]
+fn pipelined_burst_against_a_non_reading_peer_stays_bounded_and_loses_nothing() {
+    let mut config = ConnConfig::default();
+    config.set_watermarks(4 * 1024, 8 * 1024);
+    let (_, mut h) = harness(config);
+    h.set_peer_window(Some(0));
+    let burst = "flood 2\n".repeat(2000);
+    h.peer_send(burst.as_bytes());
+    assert!(h.unread() > 0, "the connection stopped reading");
+    assert!(h.conn().write_buffer_len() <= 8 * 1024 + 2 * 1024);
+    assert!(h.conn().read_buffer_len() <= 4 * 1024);
+    h.set_peer_window(None);
+    assert_eq!(h.unread(), 0);
+    assert_eq!(*h.conn().state(), 2000);
+    assert_eq!(h.take_written().len(), 2000 * 2 * 1024);
+}
+
+#[test]
+fn abort_drops_queued_bytes_and_reports_the_reason_once() {
+    let (probe, mut h) = harness(ConnConfig::default());
+    h.set_peer_window(Some(0));
+    h.peer_send(b"flood 4\n");
+    let now = h.now();
+    h.conn().handle_abort(now, CloseReason::Shutdown);
+    h.step();
+    assert_eq!(h.closed(), Some(&CloseReason::Shutdown));
+    assert_eq!(h.conn().write_buffer_len(), 0);
+    assert_eq!(probe.log(), ["connect", "close server shutdown after 1"]);
+}

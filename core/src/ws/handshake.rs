@@ -303,7 +303,8 @@ impl HandshakeError {
             Self::NotHttp11 | Self::HasBody | Self::NoConnectionUpgrade | Self::BadKey => 400,
             Self::NoUpgrade | Self::UnsupportedVersion => 426,
             Self::Timeout => 408,
-            Self::Refused { status, .. } => *status,
+            Self::Refused { status, .. } if (300..=599).contains(status) => *status,
+            Self::Refused { .. } => 500,
             Self::InvalidDecision(_) => 500,
         }
     }
