@@ -260,13 +260,19 @@ impl WebSocket {
             if frame.done < frame.len {
                 return Ok(None);
             }
+            let frame = *frame;
+            self.frame = None;
+            if !frame.fin && !frame.opcode.is_control() && !self.config.raw_frames() {
+                // A fragment to reassemble: copy it straight out of the receive buffer.
+                self.assembly.extend_from_slice(&src[..frame.len]);
+                src.advance(frame.len);
+                continue;
+            }
             let payload = if frame.len == 0 {
                 Bytes::new()
             } else {
                 src.split_to(frame.len).freeze()
             };
-            let frame = *frame;
-            self.frame = None;
             if let Some(msg) = self.finish_frame(cx, frame, payload)? {
                 return Ok(Some(msg));
             }
@@ -366,6 +372,7 @@ impl WebSocket {
             ))));
         }
         if !frame.fin {
+            // invariant: decode_frames copies non-final fragments itself; kept for safety.
             self.assembly.extend_from_slice(&payload);
             return Ok(None);
         }
