@@ -7,9 +7,9 @@ use super::handshake::HandshakeError;
 /// Why a WebSocket connection was failed because of its peer; each maps to the close code
 /// sent before closing ([`close_code`](Self::close_code)).
 ///
-/// The connection ends with [`CloseReason::Protocol`](crate::CloseReason::Protocol) carrying
-/// this error's text; [`WebSocket::error`](super::WebSocket::error) keeps the typed value
-/// for [`Handler::on_close`](crate::Handler::on_close).
+/// The connection ends with [`CloseReason::Protocol`](crate::CloseReason::Protocol)`(`
+/// [`ProtocolError::WebSocket`](crate::ProtocolError::WebSocket)`(_))`;
+/// [`WebSocket::error`](super::WebSocket::error) keeps it too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WsError {

@@ -212,7 +212,7 @@ impl WebSocket {
     }
 
     fn end(&mut self, e: WsError) -> ProtocolError {
-        let err = ProtocolError::other(e.to_string());
+        let err = ProtocolError::WebSocket(e.clone());
         self.error = Some(e);
         self.state = State::Closed;
         self.deadlines = [None; TIMERS];

@@ -8,11 +8,12 @@ use quickcheck::{Arbitrary, Gen, QuickCheck};
 
 use super::fuzz::{Recorder, client_frame, server_frames, upgrade_request};
 use super::{
-    CloseCode, CloseFrame, Message, Outbound, UpgradeDecision, Utf8Bytes, WebSocket, WsConfig,
+    CloseCode, CloseFrame, HandshakeError, Message, Outbound, UpgradeDecision, Utf8Bytes,
+    WebSocket, WsConfig, WsError,
 };
 use crate::buf::SendQueue;
 use crate::testing::Harness;
-use crate::{CloseReason, ConnConfig, Protocol, ProtocolCx, t0};
+use crate::{CloseReason, ConnConfig, Protocol, ProtocolCx, ProtocolError, t0};
 
 const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
 const TEXT: u8 = 0x1;
@@ -87,11 +88,10 @@ fn assert_fails_with(config: WsConfig, input: &[u8], code: u16) {
     h.peer_send(input);
     let frames = written_frames(&mut h);
     assert_eq!(sent_close_code(&frames), Some(code), "{frames:?}");
-    assert!(
-        matches!(h.closed(), Some(CloseReason::Protocol(_))),
-        "{:?}",
-        h.closed()
-    );
+    let Some(CloseReason::Protocol(ProtocolError::WebSocket(e))) = h.closed() else {
+        panic!("{:?}", h.closed());
+    };
+    assert_eq!(e.close_code(), Some(CloseCode(code)), "{e}");
 }
 
 // ---- handshake ----
@@ -195,10 +195,12 @@ fn every_refused_handshake_is_answered_with_its_status_and_closed() {
             "expected {status} for {request:?}, got {out}"
         );
         assert!(out.contains("Connection: close\r\n"), "{out}");
-        assert!(
-            matches!(h.closed(), Some(CloseReason::Protocol(_))),
-            "{request:?}"
-        );
+        let Some(CloseReason::Protocol(ProtocolError::WebSocket(WsError::Handshake(e)))) =
+            h.closed()
+        else {
+            panic!("{request:?}: {:?}", h.closed());
+        };
+        assert_eq!(e.status(), status);
         assert_eq!(h.conn().state().opened, 0);
     }
 }
@@ -234,7 +236,12 @@ fn handshake_timeout_closes_silent_and_slow_clients() {
         h.take_written()
             .starts_with(b"HTTP/1.1 408 Request Timeout\r\n")
     );
-    assert!(matches!(h.closed(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        h.closed(),
+        Some(&CloseReason::Protocol(
+            WsError::Handshake(HandshakeError::Timeout).into()
+        ))
+    );
 
     // Slowloris: one byte a second never finishes the head in time.
     let mut config = WsConfig::default();
@@ -596,7 +603,10 @@ fn keepalive_pings_and_closes_dead_peers() {
     assert!(h.closed().is_none());
     h.advance(Duration::from_millis(1));
     assert_eq!(sent_close_code(&written_frames(&mut h)), Some(1001));
-    assert!(matches!(h.closed(), Some(CloseReason::Protocol(_))));
+    assert_eq!(
+        h.closed(),
+        Some(&CloseReason::Protocol(WsError::PongTimeout.into()))
+    );
 }
 
 // ---- sending ----
