@@ -1,7 +1,65 @@
-//! gale driver on `smol` (skeleton; filled in by its own issue).
+//! gale driver on smol / async-io: a task per connection, moving bytes between sockets and
+//! [`gale_core::Connection`]. All protocol logic lives in gale-core; this crate only reads,
+//! writes, sleeps until the connection's deadline and delivers commands.
 //!
-//! Moves bytes between sockets and [`gale_core::Connection`]; all protocol logic lives in
-//! gale-core.
+//! Two ways in:
+//!
+//! - the driver API convention shared with gale-mio and gale-tokio — [`Server`] starts an
+//!   [`Executor`](smol::Executor) on background threads, [`ServerHandle`] controls it — so
+//!   switching drivers changes one line;
+//! - runtime-native: [`serve`] a listener on smol's global executor or an executor you own,
+//!   and control it with a [`ServeHandle`].
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use gale_smol::gale_core::{codec::Lines, Context, Handler};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Protocol = Lines;
+//!     type State = ();
+//!     fn protocol(&self) -> Lines {
+//!         Lines::new()
+//!     }
+//!     fn on_message(&self, cx: &mut Context<'_, Self>, line: Bytes) {
+//!         let _ = cx.send(line);
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let server = gale_smol::Server::new(Echo).bind("127.0.0.1:9000")?.start()?;
+//! server.wait();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # One connection's task
+//!
+//! Each connection runs in one task that races (in this order) its mailbox (commands from
+//! [`ConnHandle`](gale_core::ConnHandle)s, an unbounded channel), the server's stop signals,
+//! one async-io [`Timer`](smol::Timer) re-armed only when
+//! [`Connection::poll_timeout`](gale_core::Connection::poll_timeout) changes, writability
+//! (only after a write would have blocked) and readability (only while the connection
+//! [`wants_read`](gale_core::Connection::wants_read): that is the backpressure). After
+//! `readable()`, reads go straight into the connection's buffer with non-blocking `read`,
+//! writes are vectored, and the drain rule runs after every input.
+//!
+//! # Observability
+//!
+//! Logs through [`tracing`] (accept, close with reason, stop); metrics through the
+//! [`metrics`] facade under the names in [`gale_core::server::metric`], shared by all gale
+//! drivers (install a recorder before starting the server).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod conn;
+mod net;
+mod serve;
+mod server;
+mod stats;
 
 pub use gale_core;
+pub use net::Listener;
+pub use serve::{Serve, ServeHandle, serve};
+pub use server::{Server, ServerHandle};

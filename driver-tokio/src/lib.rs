@@ -1,7 +1,70 @@
-//! gale driver on `tokio` (skeleton; filled in by its own issue).
+//! gale driver on tokio: a task per connection, moving bytes between sockets and
+//! [`gale_core::Connection`]. All protocol logic lives in gale-core; this crate only reads,
+//! writes, sleeps until the connection's deadline and delivers commands.
 //!
-//! Moves bytes between sockets and [`gale_core::Connection`]; all protocol logic lives in
-//! gale-core.
+//! Two ways in:
+//!
+//! - the driver API convention shared with gale-mio and gale-smol — [`Server`] starts its own
+//!   runtime on background threads, [`ServerHandle`] controls it — so switching drivers
+//!   changes one line;
+//! - runtime-native: [`serve`] a listener on a runtime you own (current-thread or
+//!   multi-thread) and control it with a [`ServeHandle`].
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use gale_tokio::gale_core::{codec::Lines, Context, Handler};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Protocol = Lines;
+//!     type State = ();
+//!     fn protocol(&self) -> Lines {
+//!         Lines::new()
+//!     }
+//!     fn on_message(&self, cx: &mut Context<'_, Self>, line: Bytes) {
+//!         let _ = cx.send(line);
+//!     }
+//! }
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let server = gale_tokio::Server::new(Echo).bind("127.0.0.1:9000")?.start()?;
+//! server.wait();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # One connection's task
+//!
+//! Each connection runs in one task that selects over its mailbox (commands from
+//! [`ConnHandle`](gale_core::ConnHandle)s, an unbounded channel), the server's stop signal,
+//! one `Sleep` re-armed only when [`Connection::poll_timeout`](gale_core::Connection::poll_timeout)
+//! changes, writability (only after a write would have blocked) and readability (only while
+//! the connection [`wants_read`](gale_core::Connection::wants_read): that is the
+//! backpressure). Reads go straight into the connection's buffer with `try_read`, writes are
+//! vectored with `try_write_vectored`, and the drain rule runs after every input.
+//!
+//! # Observability
+//!
+//! Logs through [`tracing`] (accept, close with reason, stop); metrics through the
+//! [`metrics`] facade under the names in [`gale_core::server::metric`], shared by all gale
+//! drivers (install a recorder before starting the server).
+//!
+//! # Features
+//!
+//! - `codec`: [`codec::Compat`], gale-core codecs as tokio-util codecs for `Framed`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "codec")]
+pub mod codec;
+mod conn;
+mod net;
+mod serve;
+mod server;
+mod stats;
 
 pub use gale_core;
+pub use net::Listener;
+pub use serve::{Serve, ServeHandle, serve};
+pub use server::{Server, ServerHandle};

@@ -6,6 +6,7 @@
 //! more connection is allowed) are made here, once, so all drivers behave the same.
 
 mod balance;
+pub mod metric;
 mod registry;
 
 pub use balance::{Balance, Balancer};

@@ -1,0 +1,221 @@
+//! `gale-load`: a single-threaded loopback load generator for gale's benchmarks.
+//!
+//! Modes:
+//! - `echo`: N connections exchange random messages with an echo server, ping-pong (or K in
+//!   flight with `--pipeline K`); every echoed byte is checked; throughput and latency
+//!   percentiles are reported in human form and, with `--json`, as one JSON line.
+//! - `idle`: open N connections, print `ready N`, hold them (for measuring the server's memory
+//!   per idle connection).
+//!
+//! One thread, one `mio::Poll`, edge-triggered: the generator should cost less CPU per message
+//! than the server it measures, so pin it to its own core (`taskset -c 1`).
+//!
+//! Adding a mode (the planned `ws`: WebSocket handshake + masked binary frames): implement
+//! [`wire::Wire`] for it and add a subcommand that passes it to [`echo::run`]; see the notes
+//! in `wire.rs`.
+
+mod conn;
+mod cpu;
+mod echo;
+mod idle;
+mod report;
+mod rng;
+mod wire;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Command line of `gale-load`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "gale-load",
+    version,
+    about = "Loopback load generator for gale's benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Echo load: send random messages, verify every echoed byte, report msgs/s and latency.
+    Echo(EchoArgs),
+    /// Open and hold many idle connections; prints `ready N` once all are connected.
+    Idle(IdleArgs),
+    // Extension point: `Ws(WsArgs)` goes here (WebSocket echo: handshake, then masked binary
+    // frames through `echo::run` with a `wire::Ws` codec).
+}
+
+/// Where to connect and how fast to open connections (shared by every mode).
+#[derive(Args, Debug, Clone)]
+struct Target {
+    /// Server port on 127.0.0.1.
+    #[arg(short, long)]
+    port: u16,
+    /// Server host (IPv4 address).
+    #[arg(long, default_value_t = Ipv4Addr::LOCALHOST)]
+    host: Ipv4Addr,
+    /// Number of connections.
+    #[arg(short = 'c', long)]
+    conns: Option<usize>,
+    /// At most this many connections opening at once (keep it below the server's listen
+    /// backlog: mio and std use 128).
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+    /// Give up if not all connections are established within this many seconds.
+    #[arg(long, default_value_t = 30.0)]
+    connect_timeout: f64,
+}
+
+impl Target {
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.host, self.port))
+    }
+}
+
+#[derive(Args, Debug)]
+struct EchoArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Message size in bytes.
+    #[arg(short = 's', long, default_value_t = 512)]
+    size: usize,
+    /// Messages in flight per connection (1 = strict ping-pong).
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(short, long, default_value_t = 10.0)]
+    duration: f64,
+    /// Warm-up seconds: load runs, nothing is recorded.
+    #[arg(short, long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seed of the payload generator (per-connection streams derive from it).
+    #[arg(long, default_value_t = 0x9e37_79b9_7f4a_7c15)]
+    seed: u64,
+    /// Print the result as one JSON line on stdout (the human report goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Also report this server process's CPU time per message and run-queue wait over the
+    /// measured window (from /proc/PID/task/*/schedstat).
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+struct IdleArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Hold the connections this many seconds, then exit (default: until killed).
+    #[arg(long)]
+    hold: Option<f64>,
+    /// Also exit when stdin reaches end of file (lets a script end the hold by closing a pipe).
+    #[arg(long)]
+    until_stdin_eof: bool,
+    /// Before reporting ready, exchange one verified 16-byte echo on every connection, so the
+    /// server has certainly accepted and served each one ("idle after one message").
+    #[arg(long)]
+    ping: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.mode {
+        Mode::Echo(a) => run_echo(a),
+        Mode::Idle(a) => run_idle(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gale-load: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_echo(a: EchoArgs) -> std::io::Result<ExitCode> {
+    if a.size == 0 || a.pipeline == 0 {
+        return Err(invalid("--size and --pipeline must be at least 1"));
+    }
+    raise_nofile(a.target.conns.unwrap_or(DEFAULT_ECHO_CONNS))?;
+    let cfg = echo::Config {
+        addr: a.target.addr(),
+        conns: a.target.conns.unwrap_or(DEFAULT_ECHO_CONNS),
+        connect: conn::ConnectConfig {
+            concurrency: a.target.connect_concurrency,
+            timeout: secs(a.target.connect_timeout)?,
+        },
+        size: a.size,
+        pipeline: a.pipeline,
+        duration: secs(a.duration)?,
+        warmup: secs(a.warmup)?,
+        seed: a.seed,
+        server_pid: a.server_pid,
+    };
+    let result = echo::run(&cfg, wire::Raw)?;
+    let human = report::human(&cfg, &result);
+    if a.json {
+        eprint!("{human}");
+        println!("{}", report::json(&cfg, &result));
+    } else {
+        print!("{human}");
+    }
+    Ok(if result.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_idle(a: IdleArgs) -> std::io::Result<ExitCode> {
+    let conns = a.target.conns.unwrap_or(DEFAULT_IDLE_CONNS);
+    raise_nofile(conns)?;
+    let cfg = idle::Config {
+        addr: a.target.addr(),
+        conns,
+        connect: conn::ConnectConfig {
+            concurrency: a.target.connect_concurrency,
+            timeout: secs(a.target.connect_timeout)?,
+        },
+        hold: a.hold.map(secs).transpose()?,
+        until_stdin_eof: a.until_stdin_eof,
+        ping: a.ping,
+    };
+    let clean = idle::run(&cfg)?;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Raises the soft RLIMIT_NOFILE to what `conns` sockets need, or fails with a hint.
+fn raise_nofile(conns: usize) -> std::io::Result<()> {
+    let want = conns as u64 + FD_HEADROOM;
+    let got = rlimit::increase_nofile_limit(want)?;
+    if got < want {
+        return Err(invalid(&format!(
+            "need {want} file descriptors for {conns} connections but the hard limit is {got}; \
+             raise it (ulimit -Hn, /etc/security/limits.conf) or use fewer connections"
+        )));
+    }
+    Ok(())
+}
+
+fn secs(s: f64) -> std::io::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| invalid("durations must be finite and >= 0"))
+}
+
+fn invalid(msg: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg.to_owned())
+}
+
+/// Default connection count of `echo`.
+const DEFAULT_ECHO_CONNS: usize = 50;
+/// Default connection count of `idle`.
+const DEFAULT_IDLE_CONNS: usize = 10_000;
+/// File descriptors beyond one per connection: stdio, epoll, waker, a few spare.
+const FD_HEADROOM: u64 = 64;
