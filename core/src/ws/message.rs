@@ -34,7 +34,9 @@ pub enum Message {
     /// The peer ponged (an answer to a keepalive ping, or unsolicited).
     Pong(Bytes),
     /// The peer closed: its close frame (`None` if it carried no code). The echo is queued
-    /// and the connection closes after flushing it; sends fail from here.
+    /// and the connection closes after flushing it, with
+    /// [`CloseReason::Local`](crate::CloseReason::Local) (the protocol closes the TCP
+    /// connection, as RFC 6455 §7.1.1 asks of servers); sends fail from here.
     Close(Option<CloseFrame>),
 }
 
