@@ -143,6 +143,9 @@ pub enum ProtocolError {
     /// A protobuf framing, registry or message error.
     #[error(transparent)]
     Protobuf(#[from] crate::protobuf::ProtobufError),
+    /// A WebSocket peer broke RFC 6455 or a limit, or its upgrade was refused.
+    #[error(transparent)]
+    WebSocket(#[from] crate::ws::WsError),
     /// A protocol-specific error, described.
     #[error("{0}")]
     Other(Arc<str>),
