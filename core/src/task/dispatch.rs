@@ -171,10 +171,13 @@ impl<W> Dispatcher<W> {
 
 impl<W> std::fmt::Debug for Dispatcher<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher")
-            .field("config", &self.config)
-            .field("stats", &self.stats())
-            .finish()
+        let mut d = f.debug_struct("Dispatcher");
+        d.field("config", &self.config);
+        // `try_lock`: formatting from inside a `start` callback must not deadlock.
+        match self.queue.try_lock() {
+            Ok(queue) => d.field("stats", &queue.stats()).finish(),
+            Err(_) => d.finish_non_exhaustive(),
+        }
     }
 }
 
