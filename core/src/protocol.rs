@@ -24,6 +24,11 @@ pub trait Protocol: Send + 'static {
     /// [`ConnHandle`](crate::ConnHandle).
     type Outgoing: Send + 'static;
 
+    /// Called once when the connection starts, before
+    /// [`Handler::on_connect`](crate::Handler::on_connect): a protocol may arm deadlines that
+    /// run from the accept (a handshake timeout) or queue a greeting. Default: nothing.
+    fn handle_connect(&mut self, _cx: &mut ProtocolCx<'_>, _now: Instant) {}
+
     /// Decodes one message from the front of `src`; `Ok(None)` means "need more bytes".
     ///
     /// An error ends the connection: bytes already queued (for example a protocol-level

@@ -43,11 +43,6 @@ impl Handler for WsEcho {
         WebSocket::new(self.config.clone())
     }
 
-    fn on_connect(&self, cx: &mut Context<'_, Self>) {
-        let now = cx.now();
-        cx.protocol().handle_connect(now); // starts the handshake timeout
-    }
-
     fn on_message(&self, cx: &mut Context<'_, Self>, msg: Message) {
         let echo = match msg {
             Message::Open(upgraded) => {

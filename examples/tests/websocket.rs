@@ -24,11 +24,6 @@ impl Handler for WsEcho {
         WebSocket::new(self.0.clone())
     }
 
-    fn on_connect(&self, cx: &mut Context<'_, Self>) {
-        let now = cx.now();
-        cx.protocol().handle_connect(now);
-    }
-
     fn on_message(&self, cx: &mut Context<'_, Self>, msg: Message) {
         if let Some(echo) = Option::<Outbound>::from(msg) {
             let _ = cx.send(echo);

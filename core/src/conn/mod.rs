@@ -173,8 +173,9 @@ impl<H: Handler> Connection<H> {
         self.core.handle = Some(handle);
     }
 
-    /// Starts the connection: arms the idle timer and calls [`Handler::on_connect`]. Other
-    /// inputs call it first if the driver did not.
+    /// Starts the connection: arms the idle timer, calls
+    /// [`Protocol::handle_connect`] (a WebSocket handshake timeout starts here), then
+    /// [`Handler::on_connect`]. Other inputs call it first if the driver did not.
     pub fn handle_connect(&mut self, now: Instant) {
         self.core.tick(now);
         if self.core.phase != Phase::New {
@@ -182,6 +183,14 @@ impl<H: Handler> Connection<H> {
         }
         self.core.phase = Phase::Open;
         self.core.activity();
+        let mut close = false;
+        self.protocol.handle_connect(
+            &mut ProtocolCx::new(now, &mut self.core.send, &mut close),
+            now,
+        );
+        if close {
+            self.core.request_close(CloseReason::Local);
+        }
         self.handler.on_connect(&mut Context {
             core: &mut self.core,
             protocol: &mut self.protocol,

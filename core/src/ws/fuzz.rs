@@ -250,11 +250,6 @@ impl Handler for Recorder {
         WebSocket::new(self.config.clone())
     }
 
-    fn on_connect(&self, cx: &mut Context<'_, Self>) {
-        let now = cx.now();
-        cx.protocol().handle_connect(now);
-    }
-
     fn on_message(&self, cx: &mut Context<'_, Self>, msg: Message) {
         if matches!(msg, Message::Open(_)) {
             cx.state().opened += 1;

@@ -41,11 +41,6 @@
 //!         WebSocket::new(self.config.clone())
 //!     }
 //!
-//!     fn on_connect(&self, cx: &mut Context<'_, Self>) {
-//!         let now = cx.now();
-//!         cx.protocol().handle_connect(now); // starts the handshake timeout
-//!     }
-//!
 //!     fn on_message(&self, cx: &mut Context<'_, Self>, msg: Message) {
 //!         match msg {
 //!             Message::Open(upgraded) => println!("connected to {}", upgraded.path()),

@@ -28,11 +28,9 @@ use crate::protocol::{CloseReason, Protocol, ProtocolCx, ProtocolError};
 /// ```
 ///
 /// Create one per connection in [`Handler::protocol`](crate::Handler::protocol) from a shared
-/// [`WsConfig`], and start its handshake clock in
-/// [`Handler::on_connect`](crate::Handler::on_connect) with
-/// [`handle_connect`](Self::handle_connect) (until the `Protocol` trait has a connect hook,
-/// the clock otherwise starts with the first bytes, and a client that sends nothing is only
-/// bounded by the connection's idle timeout).
+/// [`WsConfig`]. The handshake clock starts when the connection is accepted
+/// ([`Protocol::handle_connect`]), so a client that never finishes its request is answered
+/// 408 and closed.
 ///
 /// # Receiving
 ///
@@ -94,7 +92,7 @@ impl WebSocket {
 
     /// Starts the handshake timeout at `now` (the connection was accepted). Later calls and
     /// calls after the upgrade do nothing.
-    pub fn handle_connect(&mut self, now: Instant) {
+    fn arm_handshake_timeout(&mut self, now: Instant) {
         if self.state == State::Handshake && self.deadlines[Timer::Handshake as usize].is_none() {
             self.deadlines[Timer::Handshake as usize] =
                 self.config.handshake_timeout().map(|t| now + t);
@@ -148,7 +146,7 @@ impl WebSocket {
         src: &mut BytesMut,
         eof: bool,
     ) -> Result<Option<Message>, ProtocolError> {
-        self.handle_connect(cx.now());
+        self.arm_handshake_timeout(cx.now());
         let Some(decoder) = self.handshake.as_mut() else {
             return Ok(None);
         };
@@ -228,6 +226,12 @@ impl WebSocket {
 impl Protocol for WebSocket {
     type Message = Message;
     type Outgoing = Outbound;
+
+    /// Starts the handshake timeout: a client that connects and never finishes its request
+    /// (slowloris) is answered 408 and closed.
+    fn handle_connect(&mut self, _cx: &mut ProtocolCx<'_>, now: Instant) {
+        self.arm_handshake_timeout(now);
+    }
 
     fn decode(
         &mut self,
