@@ -28,6 +28,8 @@
 //!   command into the owning loop's queue and wakes it; commands to closed connections fail
 //!   with [`MailboxClosed`](gale_core::MailboxClosed).
 //! - **Timers**: [`ServerHandle::run_after`] and [`ServerHandle::run_every`] run on loop 0.
+//! - **Tasks**: [`TaskPool`] runs long work on worker threads and replies later through a
+//!   [`ConnHandle`](gale_core::ConnHandle).
 //! - **Metrics** go to the [`metrics`] facade under the names in [`metrics_names`]; install a
 //!   recorder before [`Server::start`]. Logs go to [`tracing`]; the library never prints.
 //!
@@ -82,7 +84,9 @@ mod net;
 mod reactor;
 mod server;
 mod stats;
+mod tasks;
 
 pub use gale_core;
 pub use gale_core::server::metric as metrics_names;
 pub use server::{Server, ServerHandle};
+pub use tasks::TaskPool;

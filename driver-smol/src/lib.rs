@@ -45,6 +45,11 @@
 //! `readable()`, reads go straight into the connection's buffer with non-blocking `read`,
 //! writes are vectored, and the drain rule runs after every input.
 //!
+//! # Long work
+//!
+//! [`TaskPool`] runs blocking or `async` work admitted by gale-core's task queue; the
+//! handler replies later through a [`ConnHandle`](gale_core::ConnHandle).
+//!
 //! # Observability
 //!
 //! Logs through [`tracing`] (accept, close with reason, stop); metrics through the
@@ -58,8 +63,10 @@ mod net;
 mod serve;
 mod server;
 mod stats;
+mod tasks;
 
 pub use gale_core;
 pub use net::Listener;
 pub use serve::{Serve, ServeHandle, serve};
 pub use server::{Server, ServerHandle};
+pub use tasks::TaskPool;

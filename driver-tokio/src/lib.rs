@@ -44,6 +44,11 @@
 //! backpressure). Reads go straight into the connection's buffer with `try_read`, writes are
 //! vectored with `try_write_vectored`, and the drain rule runs after every input.
 //!
+//! # Long work
+//!
+//! [`TaskPool`] runs blocking or `async` work admitted by gale-core's task queue; the
+//! handler replies later through a [`ConnHandle`](gale_core::ConnHandle).
+//!
 //! # Observability
 //!
 //! Logs through [`tracing`] (accept, close with reason, stop); metrics through the
@@ -63,8 +68,10 @@ mod net;
 mod serve;
 mod server;
 mod stats;
+mod tasks;
 
 pub use gale_core;
 pub use net::Listener;
 pub use serve::{Serve, ServeHandle, serve};
 pub use server::{Server, ServerHandle};
+pub use tasks::TaskPool;

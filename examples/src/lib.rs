@@ -1,9 +1,10 @@
 //! Shared helpers for the gale examples and the driver conformance suite.
 //!
-//! - [`Driver`] and [`start`]: the one place that knows every driver crate. Adding a driver is
-//!   a variant here and an arm in [`start`].
+//! - [`Driver`], [`start`] and [`task_pool`]: the one place that knows every driver crate.
+//!   Adding a driver is a variant here and an arm in [`start`] and [`task_pool`].
 //! - [`RunningServer`]: what a started server offers, whatever its driver (the driver API
 //!   convention of `docs/architecture.md`, as a trait object).
+//! - [`TaskPool`] and [`task_pool`]: a driver's pool for long work, whatever its driver.
 //! - [`CommonArgs`]: the command-line options every example takes (`--driver`, `--bind`,
 //!   `--port`, `--loops`, `--metrics`, `--log-json`, …), logging and metrics setup, and
 //!   [`run_until_ctrl_c`].
@@ -17,10 +18,11 @@ pub mod protobuf;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use gale_core::server::{Balance, Registry, ServerConfig};
+use gale_core::task::{OnExpired, Submitted, TaskConfig, TaskStats, Work};
 use gale_core::{Handler, Outgoing};
 
 /// The gale drivers the examples can run on.
@@ -58,8 +60,8 @@ pub trait RunningServer<O>: Send + Sync {
     fn wait(&self);
 }
 
-/// Starts `handler` on `driver`, listening on `addr`. The only function that names driver
-/// crates.
+/// Starts `handler` on `driver`, listening on `addr`. With [`task_pool`], the only function
+/// that names driver crates.
 pub fn start<H: Handler>(
     driver: Driver,
     handler: H,
@@ -88,6 +90,46 @@ pub fn start<H: Handler>(
         )),
     }
 }
+
+/// A driver's task pool (`gale_X::TaskPool`), whatever its driver: long work off the event
+/// loops, admitted by gale-core's task queue.
+pub trait TaskPool: Send + Sync {
+    /// Offers `work`; `on_expired` is called instead if it waits past its deadline. A
+    /// refused task runs neither: answer "busy" at once.
+    fn submit(&self, work: Work, on_expired: OnExpired) -> Submitted<()>;
+    /// Running and waiting tasks, and counters.
+    fn stats(&self) -> TaskStats;
+}
+
+/// Starts a task pool on `driver`. Create it before the server, so that the handler can own
+/// a clone.
+pub fn task_pool(driver: Driver, config: TaskConfig) -> io::Result<Arc<dyn TaskPool>> {
+    Ok(match driver {
+        Driver::Mio => Arc::new(gale_mio::TaskPool::new(config)?),
+        Driver::Tokio => Arc::new(gale_tokio::TaskPool::new(config)?),
+        Driver::Smol => Arc::new(gale_smol::TaskPool::new(config)?),
+    })
+}
+
+/// Implements [`TaskPool`] for a driver's `TaskPool`: every driver has the same inherent
+/// methods.
+macro_rules! task_pool {
+    ($driver:ident) => {
+        impl TaskPool for $driver::TaskPool {
+            fn submit(&self, work: Work, on_expired: OnExpired) -> Submitted<()> {
+                Self::submit(self, work, on_expired)
+            }
+
+            fn stats(&self) -> TaskStats {
+                Self::stats(self)
+            }
+        }
+    };
+}
+
+task_pool!(gale_mio);
+task_pool!(gale_tokio);
+task_pool!(gale_smol);
 
 /// Implements [`RunningServer`] for a driver's `ServerHandle`: every driver has the same
 /// inherent methods (the driver API convention).

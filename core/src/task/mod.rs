@@ -21,9 +21,11 @@
 //! ```
 //!
 //! Limits and their defaults are on [`TaskConfig`]; the driver contract (the drain rule) is on
-//! [`TaskQueue`].
+//! [`TaskQueue`]. [`Dispatcher`] is that queue shared between threads and holding closures:
+//! the common half of the drivers' task pools (`gale_mio::TaskPool` and its siblings).
 
 mod config;
+mod dispatch;
 mod queue;
 mod types;
 mod waitline;
@@ -32,6 +34,7 @@ mod waitline;
 mod check;
 
 pub use config::TaskConfig;
+pub use dispatch::{AsyncWork, CatchPanic, Dispatcher, OnExpired, Work, catch_panic};
 pub use queue::TaskQueue;
 pub use types::{Outcome, Submitted, TaskError, TaskEvent, TaskId, TaskState, TaskStats};
 
