@@ -14,7 +14,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::rng::WyRand;
-use crate::wire::{Raw, Wire};
+use crate::wire::Wire;
+use crate::ws;
 
 /// How connections are opened.
 #[derive(Debug, Clone, Copy)]
@@ -28,21 +29,25 @@ pub(crate) struct ConnectConfig {
 /// Opens `n` connections to `addr`, connection `i` registered with `poll` under `Token(i)`
 /// and seeded with `seed ^ i * SEED_STRIDE`.
 ///
+/// If `wire` [upgrades](Wire::upgrades), every connection first does the WebSocket upgrade
+/// handshake and counts as open only once a valid `101` arrived.
+///
 /// With `ping: Some(size)`, a connection only counts as open once one `size`-byte message has
 /// been echoed and verified on it. As at most `cfg.concurrency` connections are opening at a
 /// time, that paces the connects to what the server has really accepted and served, so the
 /// listen backlog never overflows (an overflow costs a SYN retransmit: a second or more).
 /// Without it, "open" means the TCP handshake completed, which the kernel does before the
-/// server calls `accept`. (A WebSocket mode's upgrade handshake would go where the ping is.)
+/// server calls `accept`. The ping (framed by `wire`) follows the upgrade, if any.
 ///
 /// Returns once all are open (`TCP_NODELAY` set), or fails on the first refused or broken
 /// connection or when `cfg.timeout` passes. Events for tokens `>= n` are ignored.
-pub(crate) fn open_all(
+pub(crate) fn open_all<W: Wire + ?Sized>(
     poll: &mut Poll,
     addr: SocketAddr,
     n: usize,
     cfg: ConnectConfig,
     seed: u64,
+    wire: &mut W,
     ping: Option<usize>,
 ) -> io::Result<Vec<Conn>> {
     let deadline = Instant::now() + cfg.timeout;
@@ -96,8 +101,39 @@ pub(crate) fn open_all(
                         Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
                         Err(e) => return Err(context(e, &what())),
                     }
+                    if wire.upgrades() {
+                        let key = ws::new_key(&mut c.rng);
+                        c.out.extend_from_slice(&ws::request(addr, &key));
+                        c.flush().map_err(|e| context(e, &what()))?;
+                        *st = Opening::Upgrading(ws::accept_for(&key));
+                        continue;
+                    }
                     if let Some(size) = ping {
-                        c.queue(&mut Raw, size, Instant::now());
+                        c.queue(wire, size, Instant::now());
+                        c.flush().map_err(|e| context(e, &what()))?;
+                        *st = Opening::Pinging;
+                        continue;
+                    }
+                }
+                Opening::Upgrading(accept) => {
+                    if !(ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                        c.flush().map_err(|e| context(e, &what()))?;
+                        continue;
+                    }
+                    let done = c
+                        .read_handshake(&mut buf, accept)
+                        .map_err(|e| context(e, &what()))?;
+                    if !done {
+                        continue;
+                    }
+                    if c.mismatched > 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("{}: unexpected bytes after the 101 response", what()),
+                        ));
+                    }
+                    if let Some(size) = ping {
+                        c.queue(wire, size, Instant::now());
                         c.flush().map_err(|e| context(e, &what()))?;
                         *st = Opening::Pinging;
                         continue;
@@ -137,10 +173,12 @@ pub(crate) fn open_all(
 }
 
 /// Where a connection is while [`open_all`] runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Opening {
     /// TCP connect in progress.
     Connecting,
+    /// Upgrade request sent; waiting for the `101` with this `Sec-WebSocket-Accept`.
+    Upgrading(String),
     /// Connected; waiting for the ping's echo.
     Pinging,
     /// Done.
@@ -159,6 +197,8 @@ pub(crate) struct Conn {
     expect: Vec<u8>,
     expect_pos: usize,
     in_flight: VecDeque<InFlight>,
+    /// The handshake response received so far (empty once upgraded).
+    handshake: Vec<u8>,
     expected_total: u64,
     received_total: u64,
     /// Bytes that differed from the expectation, or arrived when nothing was expected.
@@ -192,6 +232,7 @@ impl Conn {
             expect: Vec::new(),
             expect_pos: 0,
             in_flight: VecDeque::new(),
+            handshake: Vec::new(),
             expected_total: 0,
             received_total: 0,
             mismatched: 0,
@@ -212,7 +253,7 @@ impl Conn {
     }
 
     /// Queues one message of `size` fresh random bytes, sent at `now` (call [`Self::flush`]).
-    pub(crate) fn queue(&mut self, wire: &mut impl Wire, size: usize, now: Instant) {
+    pub(crate) fn queue<W: Wire + ?Sized>(&mut self, wire: &mut W, size: usize, now: Instant) {
         self.payload.resize(size, 0);
         self.rng.fill(&mut self.payload);
         let before = self.expect.len();
@@ -286,6 +327,38 @@ impl Conn {
             }
         }
         Ok(out)
+    }
+
+    /// Reads the WebSocket handshake response; `Ok(true)` once a valid `101` with `accept`
+    /// arrived. Bytes after its head go through the verification (nothing is expected yet, so
+    /// they count as mismatched). Fails on EOF or an invalid response.
+    fn read_handshake(&mut self, buf: &mut [u8], accept: &str) -> io::Result<bool> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "closed by the server during the upgrade handshake",
+                    ));
+                }
+                Ok(n) => {
+                    self.handshake.extend_from_slice(&buf[..n]);
+                    match ws::parse_response(&self.handshake, accept) {
+                        Ok(None) => {}
+                        Ok(Some(head)) => {
+                            let rest = self.handshake.split_off(head);
+                            self.handshake = Vec::new();
+                            self.verify(&rest);
+                            return Ok(true);
+                        }
+                        Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Compares received bytes with the expectation and consumes both.

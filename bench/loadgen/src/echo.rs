@@ -19,6 +19,8 @@ use crate::wire::Wire;
 /// Parameters of one echo run.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// Mode name for the report (`echo`, `ws`).
+    pub(crate) mode: &'static str,
     pub(crate) addr: SocketAddr,
     pub(crate) conns: usize,
     pub(crate) connect: ConnectConfig,
@@ -68,7 +70,15 @@ impl Outcome {
 /// Runs the echo load described by `cfg`, framing messages with `wire`.
 pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
     let mut poll = Poll::new()?;
-    let mut conns = open_all(&mut poll, cfg.addr, cfg.conns, cfg.connect, cfg.seed, None)?;
+    let mut conns = open_all(
+        &mut poll,
+        cfg.addr,
+        cfg.conns,
+        cfg.connect,
+        cfg.seed,
+        &mut wire,
+        None,
+    )?;
     let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, 3)
         .map_err(|e| io::Error::other(e.to_string()))?;
     let mut buf = vec![0u8; READ_BUF];

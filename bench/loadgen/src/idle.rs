@@ -1,4 +1,4 @@
-//! Idle mode: open N connections, say `ready N`, hold them.
+//! Idle mode: open N connections (WebSocket-upgraded with `--ws`), say `ready N`, hold them.
 //!
 //! Used to measure a server's memory per idle connection: read the server's VmRSS before,
 //! start this, wait for `ready N` (and, without `--ping`, for the server to have accepted all
@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 
 use crate::conn::{ConnectConfig, EVENTS_CAPACITY, READ_BUF, open_all};
+use crate::wire::{Raw, Wire};
+use crate::ws::Ws;
 
 /// Parameters of an idle run.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub(crate) struct Config {
     pub(crate) until_stdin_eof: bool,
     /// Exchange one verified echo per connection before reporting ready.
     pub(crate) ping: bool,
+    /// Do the WebSocket upgrade handshake on every connection (and ping with a binary frame).
+    pub(crate) ws: bool,
 }
 
 /// Runs idle mode. Returns `false` if the server closed or broke any connection.
@@ -34,7 +38,9 @@ pub(crate) fn run(cfg: &Config) -> io::Result<bool> {
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     let connect_start = Instant::now();
     let ping = cfg.ping.then_some(PING_SIZE);
-    let mut conns = open_all(&mut poll, cfg.addr, cfg.conns, cfg.connect, 0, ping)?;
+    let (mut raw, mut ws) = (Raw, Ws::new(0));
+    let wire: &mut dyn Wire = if cfg.ws { &mut ws } else { &mut raw };
+    let mut conns = open_all(&mut poll, cfg.addr, cfg.conns, cfg.connect, 0, wire, ping)?;
     let mut buf = vec![0u8; READ_BUF];
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     println!("ready {}", cfg.conns);
@@ -44,7 +50,12 @@ pub(crate) fn run(cfg: &Config) -> io::Result<bool> {
         cfg.conns,
         cfg.addr,
         connect_start.elapsed().as_secs_f64(),
-        if cfg.ping { " (one echo each)" } else { "" }
+        match (cfg.ws, cfg.ping) {
+            (false, false) => "",
+            (false, true) => " (one echo each)",
+            (true, false) => " (WebSocket upgraded)",
+            (true, true) => " (WebSocket upgraded, one echo each)",
+        }
     );
 
     if cfg.until_stdin_eof {

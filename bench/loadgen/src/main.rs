@@ -4,15 +4,18 @@
 //! - `echo`: N connections exchange random messages with an echo server, ping-pong (or K in
 //!   flight with `--pipeline K`); every echoed byte is checked; throughput and latency
 //!   percentiles are reported in human form and, with `--json`, as one JSON line.
+//! - `ws`: the same over WebSocket: an HTTP/1.1 upgrade handshake per connection (`101` and
+//!   `Sec-WebSocket-Accept` checked), then each message is one masked binary frame (random
+//!   payload, random mask per frame) and its echo must be the same payload as one unmasked
+//!   binary frame, byte for byte.
 //! - `idle`: open N connections, print `ready N`, hold them (for measuring the server's memory
-//!   per idle connection).
+//!   per idle connection); `--ws` upgrades each one first.
 //!
 //! One thread, one `mio::Poll`, edge-triggered: the generator should cost less CPU per message
 //! than the server it measures, so pin it to its own core (`taskset -c 1`).
 //!
-//! Adding a mode (the planned `ws`: WebSocket handshake + masked binary frames): implement
-//! [`wire::Wire`] for it and add a subcommand that passes it to [`echo::run`]; see the notes
-//! in `wire.rs`.
+//! Adding a framing: implement [`wire::Wire`] for it and add a subcommand that passes it to
+//! [`echo::run`]; see `wire.rs` and `ws.rs`.
 
 mod conn;
 mod cpu;
@@ -21,6 +24,7 @@ mod idle;
 mod report;
 mod rng;
 mod wire;
+mod ws;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
@@ -46,8 +50,9 @@ enum Mode {
     Echo(EchoArgs),
     /// Open and hold many idle connections; prints `ready N` once all are connected.
     Idle(IdleArgs),
-    // Extension point: `Ws(WsArgs)` goes here (WebSocket echo: handshake, then masked binary
-    // frames through `echo::run` with a `wire::Ws` codec).
+    /// WebSocket echo load: upgrade every connection, then masked binary frames; every echoed
+    /// frame (unmasked, same payload) is checked byte for byte.
+    Ws(EchoArgs),
 }
 
 /// Where to connect and how fast to open connections (shared by every mode).
@@ -116,15 +121,20 @@ struct IdleArgs {
     #[arg(long)]
     until_stdin_eof: bool,
     /// Before reporting ready, exchange one verified 16-byte echo on every connection, so the
-    /// server has certainly accepted and served each one ("idle after one message").
+    /// server has certainly accepted and served each one ("idle after one message"); with
+    /// `--ws`, as one binary frame after the upgrade.
     #[arg(long)]
     ping: bool,
+    /// Do the WebSocket upgrade handshake on every connection before reporting ready.
+    #[arg(long)]
+    ws: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.mode {
-        Mode::Echo(a) => run_echo(a),
+        Mode::Echo(a) => run_echo(a, false),
+        Mode::Ws(a) => run_echo(a, true),
         Mode::Idle(a) => run_idle(a),
     };
     match result {
@@ -136,12 +146,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_echo(a: EchoArgs) -> std::io::Result<ExitCode> {
+fn run_echo(a: EchoArgs, ws: bool) -> std::io::Result<ExitCode> {
     if a.size == 0 || a.pipeline == 0 {
         return Err(invalid("--size and --pipeline must be at least 1"));
     }
     raise_nofile(a.target.conns.unwrap_or(DEFAULT_ECHO_CONNS))?;
     let cfg = echo::Config {
+        mode: if ws { "ws" } else { "echo" },
         addr: a.target.addr(),
         conns: a.target.conns.unwrap_or(DEFAULT_ECHO_CONNS),
         connect: conn::ConnectConfig {
@@ -155,7 +166,11 @@ fn run_echo(a: EchoArgs) -> std::io::Result<ExitCode> {
         seed: a.seed,
         server_pid: a.server_pid,
     };
-    let result = echo::run(&cfg, wire::Raw)?;
+    let result = if ws {
+        echo::run(&cfg, ws::Ws::new(a.seed.rotate_left(32)))?
+    } else {
+        echo::run(&cfg, wire::Raw)?
+    };
     let human = report::human(&cfg, &result);
     if a.json {
         eprint!("{human}");
@@ -183,6 +198,7 @@ fn run_idle(a: IdleArgs) -> std::io::Result<ExitCode> {
         hold: a.hold.map(secs).transpose()?,
         until_stdin_eof: a.until_stdin_eof,
         ping: a.ping,
+        ws: a.ws,
     };
     let clean = idle::run(&cfg)?;
     Ok(if clean {

@@ -78,7 +78,8 @@ pub(crate) fn human(cfg: &Config, r: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "gale-load echo {}: {} conns x {} B, pipeline {}, {:.2} s measured (warm-up {:.1} s)",
+        "gale-load {} {}: {} conns x {} B, pipeline {}, {:.2} s measured (warm-up {:.1} s)",
+        cfg.mode,
         cfg.addr,
         cfg.conns,
         cfg.size,
@@ -139,7 +140,7 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
     let errors: Vec<String> = r.errors.iter().map(|e| json_string(e)).collect();
     format!(
         concat!(
-            "{{\"mode\":\"echo\",\"addr\":\"{}\",\"conns\":{},\"size\":{},\"pipeline\":{},",
+            "{{\"mode\":\"{}\",\"addr\":\"{}\",\"conns\":{},\"size\":{},\"pipeline\":{},",
             "\"duration_s\":{:.3},\"warmup_s\":{:.3},\"msgs\":{},\"msgs_per_s\":{:.1},",
             "\"mb_per_s\":{:.3},\"p50_us\":{:.2},\"p90_us\":{:.2},\"p99_us\":{:.2},",
             "\"p999_us\":{:.2},\"max_us\":{:.2},\"mean_us\":{:.2},\"per_conn_min\":{},",
@@ -148,6 +149,7 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
             "\"client_cpu_us_per_msg\":{},\"client_busy\":{},\"client_waiting\":{},",
             "\"server_cpu_us_per_msg\":{},\"server_busy\":{},\"server_waiting\":{}}}"
         ),
+        cfg.mode,
         cfg.addr,
         cfg.conns,
         cfg.size,

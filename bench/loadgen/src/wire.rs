@@ -5,26 +5,22 @@
 //! connection's expectation, then checks the received stream byte for byte against the
 //! expectation. The latency of a message ends when the last byte of its reply is verified.
 //!
-//! # Extension point: a `ws` mode (not built yet)
+//! # WebSocket
 //!
-//! A `Ws` wire needs two things:
-//! - a handshake phase: add to this trait `fn handshake(&mut self) -> Option<Vec<u8>>` (the
-//!   HTTP/1.1 upgrade request with a random `Sec-WebSocket-Key`) and a parser for the `101`
-//!   response (its headers vary by server, so parse it and check `Sec-WebSocket-Accept`
-//!   rather than matching bytes). The place for it is `conn::open_all`, which already has a
-//!   per-connection opening phase (`Opening::Pinging`): a connection counts as open only once
-//!   its handshake completed, so `echo.rs` starts messages on upgraded connections only. Bytes
-//!   after the `101` response are echo bytes and must go through `Conn`'s verification;
-//! - in [`Wire::encode`], append a masked binary frame (FIN, opcode 2, mask bit, 2/4/10-byte
-//!   length, random 4-byte mask key, masked payload) to `out`, and the unmasked server frame
-//!   (FIN, opcode 2, no mask, same length, payload) to `expect`.
-//!
-//! Verification, latency and reporting then work unchanged.
+//! [`crate::ws::Ws`] frames messages as masked binary frames. A wire whose
+//! [`Wire::upgrades`] is true makes `conn::open_all` do the HTTP/1.1 upgrade handshake on every
+//! connection first (parsed, `Sec-WebSocket-Accept` checked); a connection counts as open only
+//! once its `101` arrived, and bytes after the `101` head go through the echo verification.
 
 /// A wire format for the echo engine.
 pub(crate) trait Wire {
     /// Appends one message carrying `payload` to `out` and the exact expected reply to `expect`.
     fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>, expect: &mut Vec<u8>);
+
+    /// Whether connections must do the WebSocket upgrade handshake before any message.
+    fn upgrades(&self) -> bool {
+        false
+    }
 }
 
 /// Raw bytes: the message is the payload, the reply is the same payload.
