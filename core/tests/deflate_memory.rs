@@ -95,14 +95,16 @@ fn per_connection_cost_and_bomb_bound() {
     );
     println!("no context takeover: 0 B between messages");
 
-    // A bomb: 32 MiB of zeros in ~32 KiB, against a 1 MiB limit. Everything the failed
+    // A bomb: 4 MiB of zeros in ~4 KiB, against a 256 KiB limit. Everything the failed
     // inflation allocated, the decompressor included, stays under limit + 64 KiB.
     let mut out = BytesMut::new();
-    codec(none)
-        .compress(&vec![0; 32 << 20], &mut out)
+    let mut best = DeflateConfig::default();
+    best.set_level(9);
+    PerMessageDeflate::new(none, &best)
+        .compress(&vec![0; 4 << 20], &mut out)
         .expect("compresses");
     let bomb = out.freeze();
-    let max = 1 << 20;
+    let max = 256 << 10;
     let mut pmd = codec(none);
     let mut result = Ok(());
     let total = allocated(|| result = pmd.decompress(&bomb, max).map(drop));

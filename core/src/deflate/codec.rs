@@ -125,6 +125,11 @@ impl PerMessageDeflate {
     /// becomes the single byte `00`. Without context takeover the compressor is freed
     /// afterwards; with it, the next message may refer back into this one.
     ///
+    /// Incompressible payloads grow: by up to 1/8 at level 1 (it always uses fixed Huffman
+    /// codes), by 5 bytes per 16-64 KiB stored block plus 1 at higher levels. Sending such
+    /// a message uncompressed instead is only possible without context takeover (the
+    /// compressor's window already holds it).
+    ///
     /// On error `out` is left as it was and the compressor is reset.
     pub fn compress(&mut self, payload: &[u8], out: &mut BytesMut) -> Result<(), DeflateError> {
         let start = out.len();

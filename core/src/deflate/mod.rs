@@ -38,6 +38,9 @@
 //! | compressor, 9 window bits | 251,008 (245 KiB): a 128 KiB hash table and 80 KiB of symbol buffers do not shrink with the window |
 //! | decompressor, any window | 47,552 (46 KiB) |
 //!
+//! Setting up a compressor costs about 7 µs (zeroing its tables), so without context
+//! takeover a 2 KiB message at level 1 takes ~11 µs instead of ~5.
+//!
 //! Nothing is allocated until the first compressed message in each direction. Without
 //! context takeover in a direction (`*_no_context_takeover`, which
 //! [`DeflateConfig::set_server_no_context_takeover`] and
@@ -46,6 +49,18 @@
 //! connection keeps up to ~417 KiB for its lifetime. Messages under the
 //! [`threshold`](DeflateConfig::threshold) are sent uncompressed and never allocate the
 //! compressor.
+//!
+//! # Speed
+//!
+//! `core/benches/deflate.rs`, 16 different JSON-like messages per size, on a busy 2-core
+//! machine (medians; compressed size as a share of the original):
+//!
+//! | message | level 1, takeover | level 1, none | level 6, takeover | inflate, takeover |
+//! |---|---|---|---|---|
+//! | 2 KiB | 4.6 µs, 0.28 | 11 µs, 0.36 | 38 µs, 0.19 | 3.4 µs |
+//! | 4 KiB | 7.3 µs, 0.27 | 16 µs, 0.33 | 64 µs, 0.18 | 4.9 µs |
+//! | 8 KiB | 13 µs, 0.27 | 21 µs, 0.31 | 85 µs, 0.17 | 8.3 µs |
+//! | 16 KiB | 44 µs, 0.27 | 53 µs, 0.29 | 262 µs, 0.17 | 10.5 µs |
 
 mod codec;
 mod config;

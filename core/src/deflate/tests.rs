@@ -8,9 +8,11 @@ use super::{DeflateConfig, DeflateError, DeflateParams, PerMessageDeflate, Windo
 
 const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
 
+/// A transform at level 6, zlib's default, with which RFC 7692's examples were made (the
+/// default level 1 writes other, equally valid bytes).
 fn pmd(params: DeflateParams) -> PerMessageDeflate {
     let mut config = DeflateConfig::default();
-    config.set_threshold(0);
+    config.set_threshold(0).set_level(6);
     PerMessageDeflate::new(params, &config)
 }
 
@@ -332,18 +334,21 @@ fn an_untaken_message_is_dropped_by_the_next() {
 
 #[test]
 fn back_references_stay_within_the_negotiated_window() {
-    // Repeats at distances from 100 to 32,000 bytes, in two messages (context takeover:
-    // references may reach into the earlier message, never past the window).
-    let mut plain = Vec::new();
-    for period in [
-        100, 200, 240, 250, 300, 500, 1000, 2000, 4000, 8000, 16_000, 32_000,
-    ] {
-        let unit = noise(period, period as u64);
-        plain.extend_from_slice(&unit);
-        plain.extend_from_slice(&unit);
-    }
+    // Repeats at distances from 100 to 20,000 bytes (up to twice the window), in two
+    // messages (context takeover: references may reach into the earlier message, never
+    // past the window).
     for bits in 8..=15 {
         let window = WindowBits::new(bits).unwrap();
+        let mut plain = Vec::new();
+        for period in [
+            100, 200, 240, 250, 300, 500, 1000, 2000, 4000, 8000, 12_000, 20_000,
+        ] {
+            if period <= 2 * window.window_size() {
+                let unit = noise(period, period as u64);
+                plain.extend_from_slice(&unit);
+                plain.extend_from_slice(&unit);
+            }
+        }
         let mut p = pmd(DeflateParams::default().with_server_max_window_bits(window));
         let mut stream = Vec::new();
         for _ in 0..2 {
@@ -508,16 +513,39 @@ impl Huffman {
 }
 
 #[test]
+fn default_level_writes_other_valid_bytes() {
+    let mut p = PerMessageDeflate::new(DeflateParams::default(), &DeflateConfig::default());
+    let mut out = BytesMut::new();
+    p.compress(b"Hello", &mut out).unwrap();
+    p.compress(b"Hello", &mut out).unwrap();
+    // Level 1 refers back with a fixed-Huffman match (02 13 00 00), smaller than the RFC's.
+    assert_eq!(&out[7..], [0x02, 0x13, 0x00, 0x00]);
+    let mut r = takeover();
+    assert_eq!(&r.decompress(&out[..7], 5).unwrap()[..], b"Hello");
+    assert_eq!(&r.decompress(&out[7..], 5).unwrap()[..], b"Hello");
+}
+
+#[test]
 fn incompressible_payloads_round_trip() {
-    for n in [1, 100, 4096, 70_000] {
-        let plain = noise(n, 9);
-        let wire = compress(&mut takeover(), &plain);
-        assert!(
-            wire.len() <= n + 5 * (n / 16_384 + 1) + 1,
-            "{n} -> {}",
-            wire.len()
-        );
-        assert_eq!(takeover().decompress(&wire, n).unwrap(), plain);
+    for level in [1, 6] {
+        let mut config = DeflateConfig::default();
+        config.set_level(level);
+        for n in [1, 100, 4096, 70_000] {
+            let plain = noise(n, 9);
+            let mut out = BytesMut::new();
+            PerMessageDeflate::new(DeflateParams::default(), &config)
+                .compress(&plain, &mut out)
+                .unwrap();
+            // Level 1 always uses fixed Huffman codes: up to 9 bits per byte. Level 6
+            // falls back to stored blocks: 5 bytes per block, plus the flush's 1 byte.
+            let bound = if level == 1 {
+                n + n / 8 + 8
+            } else {
+                n + 5 * (n / 16_384 + 1) + 1
+            };
+            assert!(out.len() <= bound, "level {level}: {n} -> {}", out.len());
+            assert_eq!(takeover().decompress(&out, n).unwrap(), plain);
+        }
     }
 }
 
