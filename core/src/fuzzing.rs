@@ -12,6 +12,7 @@ pub use crate::codec::{fuzz_length_delimited, fuzz_lines, fuzz_raw};
 pub use crate::http::fuzz_http_request;
 pub use crate::protobuf::{fuzz_gev_protobuf, fuzz_protobuf_registry, fuzz_varint_delimited};
 pub use crate::task::fuzz_task_queue;
+pub use crate::ws::{fuzz_ws_frames, fuzz_ws_handshake};
 
 use crate::codec::LengthDelimited;
 use crate::testing::Harness;

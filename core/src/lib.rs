@@ -52,6 +52,8 @@ mod protocol;
 pub mod server;
 pub mod task;
 pub mod testing;
+pub mod timer;
+pub mod ws;
 
 pub use conn::{ConnConfig, ConnStats, Connection, Event, Outgoing, PeerAddr};
 pub use handler::{

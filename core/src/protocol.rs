@@ -24,6 +24,11 @@ pub trait Protocol: Send + 'static {
     /// [`ConnHandle`](crate::ConnHandle).
     type Outgoing: Send + 'static;
 
+    /// Called once when the connection starts, before
+    /// [`Handler::on_connect`](crate::Handler::on_connect): a protocol may arm deadlines that
+    /// run from the accept (a handshake timeout) or queue a greeting. Default: nothing.
+    fn handle_connect(&mut self, _cx: &mut ProtocolCx<'_>, _now: Instant) {}
+
     /// Decodes one message from the front of `src`; `Ok(None)` means "need more bytes".
     ///
     /// An error ends the connection: bytes already queued (for example a protocol-level
@@ -80,6 +85,20 @@ pub trait Protocol: Send + 'static {
     /// Called once when the connection starts closing for `reason`, before queued bytes are
     /// flushed: a protocol may queue a goodbye (a WebSocket close frame). Default: nothing.
     fn handle_close(&mut self, _cx: &mut ProtocolCx<'_>, _reason: &CloseReason) {}
+
+    /// Whether the protocol owes the peer nothing: no reply is pending that the application
+    /// will send later (through a [`ConnHandle`](crate::ConnHandle), say).
+    ///
+    /// After the peer's EOF the connection closes with [`CloseReason::PeerClosed`] only once
+    /// this is true, so answers still owed to a peer that half-closed (`shutdown(SHUT_WR)`
+    /// after its last request) reach it. A protocol that returns `false` must bound that
+    /// wait itself: a deadline in [`poll_timeout`](Self::poll_timeout) at which
+    /// [`handle_timeout`](Self::handle_timeout) gives up (asks to close, or returns an
+    /// error). The connection asks again after every input. Default: `true`, nothing is
+    /// ever owed.
+    fn is_idle(&self) -> bool {
+        true
+    }
 }
 
 /// What a [`Protocol`] may do besides decoding: write bytes, ask for a close, read the time.
@@ -129,6 +148,9 @@ pub enum ProtocolError {
     /// A protobuf framing, registry or message error.
     #[error(transparent)]
     Protobuf(#[from] crate::protobuf::ProtobufError),
+    /// A WebSocket peer broke RFC 6455 or a limit, or its upgrade was refused.
+    #[error(transparent)]
+    WebSocket(#[from] crate::ws::WsError),
     /// A protocol-specific error, described.
     #[error("{0}")]
     Other(Arc<str>),
@@ -150,7 +172,8 @@ pub enum CloseReason {
     /// behalf).
     #[error("closed locally")]
     Local,
-    /// The peer finished sending (EOF); replies were flushed, then the connection closed.
+    /// The peer finished sending (EOF); replies were flushed (the ones the protocol still
+    /// owed too, see [`Protocol::is_idle`]), then the connection closed.
     #[error("closed by peer")]
     PeerClosed,
     /// No read or write activity for the configured idle timeout.

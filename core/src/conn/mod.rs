@@ -173,8 +173,9 @@ impl<H: Handler> Connection<H> {
         self.core.handle = Some(handle);
     }
 
-    /// Starts the connection: arms the idle timer and calls [`Handler::on_connect`]. Other
-    /// inputs call it first if the driver did not.
+    /// Starts the connection: arms the idle timer, calls
+    /// [`Protocol::handle_connect`] (a WebSocket handshake timeout starts here), then
+    /// [`Handler::on_connect`]. Other inputs call it first if the driver did not.
     pub fn handle_connect(&mut self, now: Instant) {
         self.core.tick(now);
         if self.core.phase != Phase::New {
@@ -182,6 +183,14 @@ impl<H: Handler> Connection<H> {
         }
         self.core.phase = Phase::Open;
         self.core.activity();
+        let mut close = false;
+        self.protocol.handle_connect(
+            &mut ProtocolCx::new(now, &mut self.core.send, &mut close),
+            now,
+        );
+        if close {
+            self.core.request_close(CloseReason::Local);
+        }
         self.handler.on_connect(&mut Context {
             core: &mut self.core,
             protocol: &mut self.protocol,
@@ -230,7 +239,10 @@ impl<H: Handler> Connection<H> {
     }
 
     /// The peer finished sending (a read returned 0). Buffered input is decoded, replies are
-    /// flushed, then the connection closes with [`CloseReason::PeerClosed`].
+    /// flushed, then the connection closes with [`CloseReason::PeerClosed`]. Replies the
+    /// protocol still owes ([`Protocol::is_idle`] is false: an answer a worker thread will
+    /// send through a [`ConnHandle`]) are waited for first, within the protocol's own
+    /// deadline.
     pub fn handle_eof(&mut self, now: Instant) {
         self.begin_input(now);
         self.core.eof = true;
@@ -511,10 +523,15 @@ impl<H: Handler> Connection<H> {
                 && !self.core.above_high
             {
                 self.decode_input();
-                if self.core.pending_close.is_none() && !self.core.above_high {
-                    self.core.pending_close = Some(CloseReason::PeerClosed);
+                if self.core.pending_close.is_some() {
+                    continue;
                 }
-                continue;
+                // Replies the protocol still owes keep the connection open (every input
+                // comes back here); the protocol bounds the wait with a deadline of its own.
+                if !self.core.above_high && self.protocol.is_idle() {
+                    self.core.pending_close = Some(CloseReason::PeerClosed);
+                    continue;
+                }
             }
             if self.core.write == WriteSide::ShutdownRequested && self.core.send.is_empty() {
                 self.core.write = WriteSide::Shutdown;

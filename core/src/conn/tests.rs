@@ -438,3 +438,142 @@ fn abort_drops_queued_bytes_and_reports_the_reason_once() {
     assert_eq!(h.conn().write_buffer_len(), 0);
     assert_eq!(probe.log(), ["connect", "close server shutdown after 1"]);
 }
+
+/// Lines where every line is owed an answer that arrives later through a handle; after EOF
+/// it gives up on owed answers once `GIVE_UP` has passed.
+#[derive(Default)]
+struct Owing {
+    lines: Lines,
+    owed: usize,
+    give_up_at: Option<std::time::Instant>,
+}
+
+impl Owing {
+    const GIVE_UP: Duration = Duration::from_secs(5);
+}
+
+impl Protocol for Owing {
+    type Message = Bytes;
+    type Outgoing = Bytes;
+
+    fn decode(
+        &mut self,
+        _: &mut ProtocolCx<'_>,
+        src: &mut BytesMut,
+    ) -> Result<Option<Bytes>, ProtocolError> {
+        let line = crate::codec::Decoder::decode(&mut self.lines, src)?;
+        self.owed += usize::from(line.is_some());
+        Ok(line)
+    }
+
+    fn decode_eof(
+        &mut self,
+        cx: &mut ProtocolCx<'_>,
+        src: &mut BytesMut,
+    ) -> Result<Option<Bytes>, ProtocolError> {
+        if self.owed > 0 && self.give_up_at.is_none() {
+            self.give_up_at = Some(cx.now() + Self::GIVE_UP);
+        }
+        match self.decode(cx, src)? {
+            None if !src.is_empty() => Err(crate::codec::CodecError::Truncated {
+                buffered: src.len(),
+            }
+            .into()),
+            line => Ok(line),
+        }
+    }
+
+    fn encode(&mut self, cx: &mut ProtocolCx<'_>, msg: Bytes) -> Result<(), ProtocolError> {
+        self.owed = self
+            .owed
+            .checked_sub(1)
+            .ok_or_else(|| ProtocolError::other("nothing is owed"))?;
+        cx.send(msg);
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        self.give_up_at.filter(|_| self.owed > 0)
+    }
+
+    fn handle_timeout(
+        &mut self,
+        cx: &mut ProtocolCx<'_>,
+        now: std::time::Instant,
+    ) -> Result<(), ProtocolError> {
+        if self.poll_timeout().is_some_and(|t| t <= now) {
+            self.owed = 0;
+            cx.close();
+        }
+        Ok(())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.owed == 0
+    }
+}
+
+/// Answers nothing itself: the test answers through the connection's handle.
+struct Later;
+
+impl Handler for Later {
+    type Protocol = Owing;
+    type State = ();
+    fn protocol(&self) -> Owing {
+        Owing::default()
+    }
+    fn on_message(&self, _: &mut Context<'_, Self>, _: Bytes) {}
+}
+
+#[test]
+fn eof_waits_for_replies_the_protocol_still_owes() {
+    let mut h = Harness::new(Arc::new(Later), ConnConfig::default(), t0());
+    h.peer_send(b"a\nb\n");
+    h.peer_eof();
+    assert!(h.closed().is_none(), "two answers are owed");
+    assert!(!h.conn().wants_read());
+    let handle = h.handle();
+    handle.send(Bytes::from_static(b"A")).unwrap();
+    h.step();
+    assert_eq!(h.take_written(), b"A"[..]);
+    assert!(h.closed().is_none(), "one answer is owed");
+    handle.send(Bytes::from_static(b"B")).unwrap();
+    h.step();
+    assert_eq!(h.take_written(), b"B"[..]);
+    assert_eq!(h.closed(), Some(&CloseReason::PeerClosed));
+}
+
+#[test]
+fn an_idle_protocol_closes_at_eof_at_once() {
+    let mut h = Harness::new(Arc::new(Later), ConnConfig::default(), t0());
+    h.peer_send(b"a\n");
+    h.handle().send(Bytes::from_static(b"A")).unwrap();
+    h.step();
+    h.peer_eof();
+    assert_eq!(h.take_written(), b"A"[..]);
+    assert_eq!(h.closed(), Some(&CloseReason::PeerClosed));
+}
+
+#[test]
+fn owed_replies_are_waited_for_only_until_the_protocols_deadline() {
+    let mut h = Harness::new(Arc::new(Later), ConnConfig::default(), t0());
+    h.peer_send(b"a\n");
+    h.peer_eof();
+    h.advance(Owing::GIVE_UP - Duration::from_millis(1));
+    assert!(h.closed().is_none());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.closed(), Some(&CloseReason::Local));
+    assert!(h.written().is_empty());
+}
+
+#[test]
+fn a_partial_frame_at_eof_is_still_an_error_while_replies_are_owed() {
+    let mut h = Harness::new(Arc::new(Later), ConnConfig::default(), t0());
+    h.peer_send(b"a\nunterminated");
+    h.peer_eof();
+    assert!(
+        matches!(h.closed(), Some(CloseReason::Protocol(_))),
+        "{:?}",
+        h.closed()
+    );
+}

@@ -2,6 +2,8 @@
 //!
 //! [`RequestDecoder`] turns bytes into [`Request`]s (head plus whole body) within
 //! [`HttpLimits`]; [`Response`] writes answers, including the one for any [`HttpError`].
+//! [`HttpServer`] puts both behind a connection [`Protocol`](crate::Protocol): keep-alive,
+//! pipelining with in-order [`Reply`]s, `100 Continue`, error answers and request timeouts.
 //! Pure and sans-IO like the rest of core: no sockets, no clock.
 //!
 //! ```text
@@ -63,6 +65,7 @@ mod limits;
 mod props;
 mod request;
 mod response;
+mod server;
 
 pub use decoder::{CONTINUE_RESPONSE, RequestDecoder};
 pub use error::HttpError;
@@ -71,3 +74,4 @@ pub use fuzz::fuzz_http_request;
 pub use limits::HttpLimits;
 pub use request::{Headers, Request, RequestHead, Version};
 pub use response::{InvalidHeader, Response, reason_phrase};
+pub use server::{HttpServer, Reply, RequestSeq};

@@ -21,6 +21,11 @@
 //! }
 //! ```
 //!
+//! There is no generated code and so no regeneration command: the structs below are the
+//! whole definition. If the `.proto` changes, edit them by hand, keeping each field's tag and
+//! type (`string` → `String` with `#[prost(string)]`, `int32` → `i32` with `#[prost(int32)]`);
+//! the test at the bottom pins their encoding to what Go's `proto.Marshal` writes.
+//!
 //! gev's example client frames them with `protobuf.PackMessage("msg1", data)` and
 //! `PackMessage("msg2", data)`: the names on the wire are [`MSG1`] and [`MSG2`], not the full
 //! protobuf names (`proto.Msg1`). [`registry`] registers both under gev's names.

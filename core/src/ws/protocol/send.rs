@@ -1,0 +1,78 @@
+//! The sending side: [`Outbound`] values to unmasked frames.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{MAX_CONTROL, State, TIMERS, Timer, WebSocket};
+use crate::protocol::ProtocolCx;
+use crate::ws::OutboundError;
+use crate::ws::close::{CloseCode, encode_close};
+use crate::ws::frame::{OpCode, encode_frame, header_len, put_header};
+use crate::ws::message::Outbound;
+
+impl WebSocket {
+    fn send_data(cx: &mut ProtocolCx<'_>, fin: bool, opcode: OpCode, payload: Bytes) {
+        if payload.len() <= COPY_UP_TO {
+            cx.send(encode_frame(fin, opcode, &payload));
+        } else {
+            let mut header = BytesMut::with_capacity(header_len(payload.len()));
+            put_header(&mut header, fin, opcode, payload.len());
+            cx.send(header.freeze());
+            cx.send(payload);
+        }
+    }
+
+    fn send_control(
+        cx: &mut ProtocolCx<'_>,
+        opcode: OpCode,
+        payload: &[u8],
+    ) -> Result<(), OutboundError> {
+        if payload.len() > MAX_CONTROL {
+            return Err(OutboundError::ControlTooLong(payload.len()));
+        }
+        cx.send(encode_frame(true, opcode, payload));
+        Ok(())
+    }
+
+    pub(super) fn encode_outbound(
+        &mut self,
+        cx: &mut ProtocolCx<'_>,
+        msg: Outbound,
+    ) -> Result<(), OutboundError> {
+        if self.state != State::Open {
+            return Ok(()); // dropped: not upgraded yet, or closing (see the type docs)
+        }
+        match msg {
+            Outbound::Text(text) => Self::send_data(cx, true, OpCode::Text, text.into_bytes()),
+            Outbound::Binary(data) => Self::send_data(cx, true, OpCode::Binary, data),
+            Outbound::Ping(data) => Self::send_control(cx, OpCode::Ping, &data)?,
+            Outbound::Pong(data) => Self::send_control(cx, OpCode::Pong, &data)?,
+            Outbound::Close(frame) => {
+                let code = frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code);
+                if frame.is_some() && !code.is_valid() {
+                    return Err(OutboundError::InvalidCloseCode(code.0));
+                }
+                cx.send(encode_close(frame.as_ref()));
+                self.sent_close = Some(code);
+                self.state = State::CloseSent;
+                self.deadlines = [None; TIMERS];
+                self.deadlines[Timer::Close as usize] =
+                    Some(cx.now() + self.config.close_timeout());
+            }
+            Outbound::Frame(frame) if frame.opcode == OpCode::Close => {
+                return Err(OutboundError::RawClose);
+            }
+            Outbound::Frame(frame) if frame.opcode.is_control() => {
+                if !frame.fin {
+                    return Err(OutboundError::FragmentedControl);
+                }
+                Self::send_control(cx, frame.opcode, &frame.payload)?;
+            }
+            Outbound::Frame(frame) => Self::send_data(cx, frame.fin, frame.opcode, frame.payload),
+        }
+        Ok(())
+    }
+}
+
+/// Data payloads up to this size are copied next to their header (one chunk, one
+/// allocation); larger ones are queued as a second chunk without copying.
+const COPY_UP_TO: usize = 1024;
