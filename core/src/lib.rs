@@ -42,6 +42,7 @@
 pub mod buf;
 pub mod codec;
 mod conn;
+pub mod deflate;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod handler;

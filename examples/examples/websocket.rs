@@ -3,7 +3,8 @@
 //! Autobahn|Testsuite runs against (`../shared/tools/autobahn/run.sh PORT`).
 //!
 //! `cargo run --release --example websocket -- --port 9001`, then for example
-//! `websocat ws://127.0.0.1:9001/` (any path).
+//! `websocat ws://127.0.0.1:9001/` (any path). With `--deflate` it accepts permessage-deflate
+//! (`AUTOBAHN_DEFLATE=1` runs the suite's 12.x/13.x cases).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,9 @@ struct Args {
     /// Accept only upgrades from this `Origin` (default: any).
     #[arg(long)]
     origin: Option<String>,
+    /// Accept permessage-deflate (RFC 7692) offers.
+    #[arg(long)]
+    deflate: bool,
 }
 
 /// Echoes messages; the upgrade hook enforces `--origin` and picks the `echo` subprotocol
@@ -76,6 +80,7 @@ fn main() -> std::io::Result<()> {
     config
         .set_max_message_size(args.max_message)
         .set_ping_interval(Some(Duration::from_secs(args.ping_interval)));
+    config.deflate_mut().set_enabled(args.deflate);
     let allowed = args.origin.clone();
     config.set_on_upgrade(move |req| {
         if let Some(allowed) = &allowed

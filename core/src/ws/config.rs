@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::handshake::{UpgradeDecision, UpgradeRequest};
+use crate::deflate::DeflateConfig;
 use crate::http::HttpLimits;
 
 /// The upgrade hook: sees every valid upgrade request and accepts or refuses it.
@@ -44,6 +45,7 @@ pub struct WsConfig {
     pong_timeout: Duration,
     raw_frames: bool,
     http_limits: HttpLimits,
+    deflate: DeflateConfig,
     on_upgrade: Option<UpgradeHook>,
 }
 
@@ -60,6 +62,7 @@ impl Default for WsConfig {
             pong_timeout: Duration::from_secs(10),
             raw_frames: false,
             http_limits,
+            deflate: DeflateConfig::default(),
             on_upgrade: None,
         }
     }
@@ -163,6 +166,18 @@ impl WsConfig {
         &mut self.http_limits
     }
 
+    /// permessage-deflate (RFC 7692): whether offers are accepted and on what terms. Off by
+    /// default; see [`DeflateConfig`] for what it costs per connection.
+    pub fn deflate(&self) -> &DeflateConfig {
+        &self.deflate
+    }
+
+    /// The permessage-deflate settings, to change, e.g.
+    /// `config.deflate_mut().set_enabled(true)`.
+    pub fn deflate_mut(&mut self) -> &mut DeflateConfig {
+        &mut self.deflate
+    }
+
     /// The upgrade hook, if one is set.
     pub fn on_upgrade(&self) -> Option<&UpgradeHook> {
         self.on_upgrade.as_ref()
@@ -191,6 +206,7 @@ impl fmt::Debug for WsConfig {
             .field("pong_timeout", &self.pong_timeout)
             .field("raw_frames", &self.raw_frames)
             .field("http_limits", &self.http_limits)
+            .field("deflate", &self.deflate)
             .field("on_upgrade", &self.on_upgrade.as_ref().map(|_| "Fn"))
             .finish()
     }

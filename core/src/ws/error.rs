@@ -3,6 +3,7 @@
 
 use super::close::CloseCode;
 use super::handshake::HandshakeError;
+use crate::deflate::DeflateError;
 
 /// Why a WebSocket connection was failed because of its peer; each maps to the close code
 /// sent before closing ([`close_code`](Self::close_code)).
@@ -16,7 +17,8 @@ pub enum WsError {
     /// The upgrade was refused (the HTTP response was sent instead of a close frame).
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
-    /// RSV1-3 set without a negotiated extension (1002).
+    /// RSV1-3 set without a negotiated extension, or RSV1 on a control or continuation
+    /// frame with permessage-deflate (1002).
     #[error("reserved bits set in frame header")]
     ReservedBits,
     /// A reserved opcode (1002).
@@ -70,6 +72,11 @@ pub enum WsError {
     /// A close frame whose reason is not UTF-8 (1007).
     #[error("close reason is not UTF-8")]
     InvalidCloseReason,
+    /// A compressed message that does not inflate (1007), inflates past
+    /// [`WsConfig::max_message_size`](super::WsConfig::max_message_size) (1009), or that this
+    /// side failed to compress (1011).
+    #[error(transparent)]
+    Deflate(#[from] DeflateError),
     /// No bytes from the peer within
     /// [`WsConfig::pong_timeout`](super::WsConfig::pong_timeout) of a keepalive ping (1001).
     #[error("no pong within the keepalive timeout")]
@@ -85,6 +92,7 @@ impl WsError {
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::TOO_BIG,
             Self::InvalidUtf8 | Self::InvalidCloseReason => CloseCode::INVALID_PAYLOAD,
             Self::PongTimeout => CloseCode::GOING_AWAY,
+            Self::Deflate(e) => CloseCode(e.close_code()),
             Self::ReservedBits
             | Self::ReservedOpcode(_)
             | Self::UnmaskedFrame
@@ -113,6 +121,9 @@ pub enum OutboundError {
     /// A close code that may not be sent (1005, 1006, 1015, …).
     #[error("close code {0} may not be sent")]
     InvalidCloseCode(u16),
+    /// permessage-deflate failed to compress the message (a bug, never the payload's fault).
+    #[error(transparent)]
+    Compress(#[from] DeflateError),
     /// A close frame sent as a raw [`Frame`](super::Frame): use
     /// [`Outbound::Close`](super::Outbound::Close), which runs the closing handshake.
     #[error("send close frames with Outbound::Close")]

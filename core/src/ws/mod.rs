@@ -7,14 +7,22 @@
 //! [`WsConfig::set_on_upgrade`] hook, and answered with `101 Switching Protocols` or an HTTP
 //! error. From then on bytes are frames:
 //!
-//! - every client frame must be masked, RSV bits clear (no extension is negotiated), opcodes
-//!   known; control frames at most 125 bytes and never fragmented, but allowed between the
-//!   fragments of a message; otherwise close 1002;
+//! - every client frame must be masked, RSV bits clear (except RSV1 on the first frame of a
+//!   compressed message, once permessage-deflate is agreed), opcodes known; control frames
+//!   at most 125 bytes and never fragmented, but allowed between the fragments of a
+//!   message; otherwise close 1002;
+//! - permessage-deflate ([RFC 7692](https://www.rfc-editor.org/rfc/rfc7692), off by
+//!   default, [`WsConfig::deflate_mut`]): the first acceptable offer is answered in the 101;
+//!   compressed messages are inflated fragment by fragment within `max_message_size`
+//!   (close 1009 past it, 1007 for invalid data), text checked as it is inflated; outgoing
+//!   text and binary messages at or above the threshold go out compressed
+//!   ([`crate::deflate`]);
 //! - fragments are reassembled ([`Message::Text`], [`Message::Binary`]), or handed over one
 //!   by one with [`WsConfig::set_raw_frames`] ([`Message::Frame`]);
 //! - text is checked to be UTF-8 as it arrives, across fragments and reads, and fails on the
 //!   first invalid byte (close 1007);
-//! - frame and message sizes are checked from the header, before buffering (close 1009);
+//! - frame and message sizes are checked from the header, before buffering (close 1009;
+//!   for compressed messages the header bounds the wire bytes, the inflater the rest);
 //! - pings are answered; a peer's close frame is validated and echoed, then the connection
 //!   closes; [`Outbound::Close`] runs the closing handshake from this side;
 //! - deadlines: handshake timeout (slowloris), keepalive pings with a pong timeout, and the

@@ -15,6 +15,7 @@ use super::error::WsError;
 use super::frame::{OpCode, encode_frame, parse_header};
 use super::handshake::{HandshakeError, UpgradeDecision, UpgradeRequest};
 use super::message::{Message, Outbound, Upgraded, Utf8Bytes};
+use crate::deflate::{DeflateParams, PerMessageDeflate};
 use crate::http::{Request, RequestDecoder};
 use crate::protocol::{CloseReason, Protocol, ProtocolCx, ProtocolError};
 
@@ -66,6 +67,8 @@ pub struct WebSocket {
     assembly: BytesMut,
     deadlines: [Option<Instant>; TIMERS],
     subprotocol: Option<Box<str>>,
+    /// permessage-deflate, when negotiated (boxed: most connections go without).
+    deflate: Option<Box<PerMessageDeflate>>,
     sent_close: Option<CloseCode>,
     peer_close: Option<CloseCode>,
     error: Option<WsError>,
@@ -84,6 +87,7 @@ impl WebSocket {
             assembly: BytesMut::new(),
             deadlines: [None; TIMERS],
             subprotocol: None,
+            deflate: None,
             sent_close: None,
             peer_close: None,
             error: None,
@@ -112,6 +116,11 @@ impl WebSocket {
     /// The subprotocol chosen at the upgrade.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed at the upgrade, if the extension is in use.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_deref().map(PerMessageDeflate::params)
     }
 
     /// The code of the close frame this side sent, if any.
@@ -161,8 +170,10 @@ impl WebSocket {
             Err(e) => return Err(self.refuse(cx, e.into())),
         };
         match self.upgrade(&request) {
-            Ok((response, subprotocol)) => {
+            Ok((response, subprotocol, deflate)) => {
                 cx.send(response);
+                self.deflate =
+                    deflate.map(|p| Box::new(PerMessageDeflate::new(p, self.config.deflate())));
                 self.handshake = None;
                 self.state = State::Open;
                 self.deadlines = [None; TIMERS];
@@ -179,16 +190,28 @@ impl WebSocket {
         }
     }
 
-    fn upgrade(&self, request: &Request) -> Result<(Bytes, Option<Box<str>>), HandshakeError> {
+    #[allow(clippy::type_complexity)]
+    fn upgrade(
+        &self,
+        request: &Request,
+    ) -> Result<(Bytes, Option<Box<str>>, Option<DeflateParams>), HandshakeError> {
         let req = UpgradeRequest::new(request.head())?;
         let decision = match self.config.on_upgrade() {
             Some(hook) => hook(&req),
             None => UpgradeDecision::accept(),
         };
-        let (response, subprotocol) = req.accept(decision)?;
+        let (mut response, subprotocol) = req.accept(decision)?;
+        let deflate = self
+            .config
+            .deflate()
+            .negotiate(request.headers().get_all("sec-websocket-extensions"));
+        if let Some(params) = &deflate {
+            // invariant: the value is tokens, digits, "; " and "=": a valid field value.
+            response = response.with_header("Sec-WebSocket-Extensions", params.to_string());
+        }
         let mut out = BytesMut::new();
         response.encode(&mut out);
-        Ok((out.freeze(), subprotocol))
+        Ok((out.freeze(), subprotocol, deflate))
     }
 
     /// Answers a refused upgrade and ends the protocol.

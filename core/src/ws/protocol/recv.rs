@@ -53,8 +53,13 @@ impl WebSocket {
             let frame = *frame;
             self.frame = None;
             if !frame.fin && !frame.opcode.is_control() && !self.config.raw_frames() {
-                // A fragment to reassemble: copy it straight out of the receive buffer.
-                self.assembly.extend_from_slice(&src[..frame.len]);
+                // A fragment to reassemble: copy it straight out of the receive buffer, or
+                // inflate it from there.
+                if frame.compressed {
+                    self.inflate(cx, &src[..frame.len], false)?;
+                } else {
+                    self.assembly.extend_from_slice(&src[..frame.len]);
+                }
                 src.advance(frame.len);
                 continue;
             }
@@ -72,11 +77,17 @@ impl WebSocket {
     /// Judges a header against the protocol's rules and the limits, before any payload is
     /// buffered.
     fn start_frame(&mut self, h: &Header) -> Result<InFrame, WsError> {
-        if h.rsv() != 0 {
+        // RSV1 marks the first frame of a compressed message, once permessage-deflate is
+        // agreed (RFC 7692 §6); RSV2 and RSV3 are never used.
+        let compressed = h.rsv() == RSV1 && self.deflate.is_some();
+        if h.rsv() != 0 && !compressed {
             return Err(WsError::ReservedBits);
         }
         let opcode =
             OpCode::from_bits(h.opcode_bits()).ok_or(WsError::ReservedOpcode(h.opcode_bits()))?;
+        if compressed && (opcode.is_control() || opcode == OpCode::Continuation) {
+            return Err(WsError::ReservedBits);
+        }
         let mask = h.mask.ok_or(WsError::UnmaskedFrame)?;
         if opcode.is_control() {
             if !h.fin() {
@@ -85,7 +96,7 @@ impl WebSocket {
             if h.payload_len > MAX_CONTROL as u64 {
                 return Err(WsError::ControlFrameTooLong(h.payload_len));
             }
-            return Ok(InFrame::new(opcode, h, mask, false));
+            return Ok(InFrame::new(opcode, h, mask, false, false));
         }
         if h.payload_len >> 63 != 0 {
             return Err(WsError::InvalidLength);
@@ -110,11 +121,14 @@ impl WebSocket {
         }
         let msg = self.message.get_or_insert(InMessage {
             text: opcode == OpCode::Text,
+            compressed,
             size: 0,
             utf8: Utf8Validator::new(),
         });
         msg.size = size;
-        Ok(InFrame::new(opcode, h, mask, msg.text))
+        // Compressed text is checked as it is inflated, not on the wire.
+        let wire_text = msg.text && !msg.compressed;
+        Ok(InFrame::new(opcode, h, mask, wire_text, msg.compressed))
     }
 
     /// Acts on a whole frame; returns what the handler gets, if anything.
@@ -147,19 +161,39 @@ impl WebSocket {
             // invariant: start_frame opens a message for every data frame it accepts.
             return Ok(None);
         };
-        let text = msg.text;
+        let (text, compressed) = (msg.text, msg.compressed);
+        if compressed {
+            self.inflate(cx, &payload, frame.fin)?;
+        }
+        let Some(msg) = &mut self.message else {
+            return Ok(None); // invariant: inflate only ends the message with an error
+        };
         if frame.fin {
             if text && msg.utf8.finish().is_err() {
                 return Err(self.fail(cx, WsError::InvalidUtf8));
             }
             self.message = None;
         }
+        let inflated = match self.deflate.as_deref_mut() {
+            Some(pmd) if compressed => Some(pmd.take_inflated()),
+            _ => None,
+        };
         if self.config.raw_frames() {
             return Ok(Some(Message::Frame(Frame::new(
                 frame.fin,
                 frame.opcode,
-                payload,
+                inflated.unwrap_or(payload),
             ))));
+        }
+        if let Some(whole) = inflated {
+            if !frame.fin {
+                return Ok(None); // invariant: decode_frames inflates non-final fragments
+            }
+            return Ok(Some(if text {
+                Message::Text(Utf8Bytes::from_validated(whole))
+            } else {
+                Message::Binary(whole)
+            }));
         }
         if !frame.fin {
             // invariant: decode_frames copies non-final fragments itself; kept for safety.
@@ -177,6 +211,28 @@ impl WebSocket {
         } else {
             Message::Binary(whole)
         }))
+    }
+
+    /// Inflates one fragment of a compressed message (`fin`: its last) and checks text as
+    /// it comes out; the inflated bytes wait in the [`PerMessageDeflate`].
+    ///
+    /// [`PerMessageDeflate`]: crate::deflate::PerMessageDeflate
+    fn inflate(
+        &mut self,
+        cx: &mut ProtocolCx<'_>,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), ProtocolError> {
+        let max = self.config.max_message_size();
+        let (Some(pmd), Some(msg)) = (self.deflate.as_deref_mut(), self.message.as_mut()) else {
+            return Ok(()); // invariant: compressed messages exist only with deflate agreed
+        };
+        let checked = match pmd.decompress_fragment(data, fin, max) {
+            Ok(added) if msg.text && msg.utf8.feed(added).is_err() => Err(WsError::InvalidUtf8),
+            Ok(_) => Ok(()),
+            Err(e) => Err(WsError::Deflate(e)),
+        };
+        checked.map_err(|e| self.fail(cx, e))
     }
 
     /// The peer's close frame: validate, echo its code (unless we closed first), close.
@@ -218,12 +274,15 @@ pub(super) struct InFrame {
     pub(super) len: usize,
     /// Payload bytes already unmasked at the front of the buffer.
     done: usize,
-    /// Whether the payload belongs to a text message (UTF-8 checked as it arrives).
+    /// Whether the payload belongs to an uncompressed text message (UTF-8 checked as it
+    /// arrives).
     text: bool,
+    /// Whether the payload belongs to a compressed message.
+    compressed: bool,
 }
 
 impl InFrame {
-    fn new(opcode: OpCode, h: &Header, mask: [u8; 4], text: bool) -> Self {
+    fn new(opcode: OpCode, h: &Header, mask: [u8; 4], text: bool, compressed: bool) -> Self {
         Self {
             opcode,
             fin: h.fin(),
@@ -232,6 +291,7 @@ impl InFrame {
             len: usize::try_from(h.payload_len).unwrap_or(usize::MAX),
             done: 0,
             text,
+            compressed,
         }
     }
 }
@@ -239,7 +299,12 @@ impl InFrame {
 #[derive(Debug)]
 pub(super) struct InMessage {
     text: bool,
+    /// RSV1 was set on its first frame: the payload is DEFLATE data (RFC 7692).
+    compressed: bool,
     /// Payload bytes of the frames so far, the current one included.
     size: u64,
     utf8: Utf8Validator,
 }
+
+/// RSV1 in a header's first byte: the permessage-deflate bit.
+const RSV1: u8 = 0x40;

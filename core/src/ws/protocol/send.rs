@@ -10,6 +10,37 @@ use crate::ws::frame::{OpCode, encode_frame, header_len, put_header};
 use crate::ws::message::Outbound;
 
 impl WebSocket {
+    /// A whole text or binary message: compressed (RSV1 set) when permessage-deflate is
+    /// agreed and the message reaches its threshold, as is otherwise.
+    fn send_message(
+        &mut self,
+        cx: &mut ProtocolCx<'_>,
+        opcode: OpCode,
+        payload: Bytes,
+    ) -> Result<(), OutboundError> {
+        let Some(pmd) = self
+            .deflate
+            .as_deref_mut()
+            .filter(|p| p.should_compress(payload.len()))
+        else {
+            Self::send_data(cx, true, opcode, payload);
+            return Ok(());
+        };
+        let mut body = BytesMut::new();
+        pmd.compress(&payload, &mut body)?;
+        let mut frame = BytesMut::with_capacity(header_len(body.len()));
+        put_header(&mut frame, true, opcode, body.len());
+        frame[0] |= RSV1;
+        if body.len() <= COPY_UP_TO {
+            frame.extend_from_slice(&body);
+            cx.send(frame.freeze());
+        } else {
+            cx.send(frame.freeze());
+            cx.send(body.freeze());
+        }
+        Ok(())
+    }
+
     fn send_data(cx: &mut ProtocolCx<'_>, fin: bool, opcode: OpCode, payload: Bytes) {
         if payload.len() <= COPY_UP_TO {
             cx.send(encode_frame(fin, opcode, &payload));
@@ -42,8 +73,8 @@ impl WebSocket {
             return Ok(()); // dropped: not upgraded yet, or closing (see the type docs)
         }
         match msg {
-            Outbound::Text(text) => Self::send_data(cx, true, OpCode::Text, text.into_bytes()),
-            Outbound::Binary(data) => Self::send_data(cx, true, OpCode::Binary, data),
+            Outbound::Text(text) => self.send_message(cx, OpCode::Text, text.into_bytes())?,
+            Outbound::Binary(data) => self.send_message(cx, OpCode::Binary, data)?,
             Outbound::Ping(data) => Self::send_control(cx, OpCode::Ping, &data)?,
             Outbound::Pong(data) => Self::send_control(cx, OpCode::Pong, &data)?,
             Outbound::Close(frame) => {
@@ -72,6 +103,9 @@ impl WebSocket {
         Ok(())
     }
 }
+
+/// RSV1 in a header's first byte: the permessage-deflate bit.
+const RSV1: u8 = 0x40;
 
 /// Data payloads up to this size are copied next to their header (one chunk, one
 /// allocation); larger ones are queued as a second chunk without copying.

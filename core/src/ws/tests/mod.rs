@@ -1,6 +1,7 @@
 //! Scenario tests: a WebSocket connection against a scripted client on a virtual clock.
 
 mod close;
+mod deflate;
 mod frames;
 mod handshake;
 mod props;
