@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use crate::codec::{fuzz_length_delimited, fuzz_lines, fuzz_raw};
+pub use crate::deflate::fuzz_inflate;
 pub use crate::http::fuzz_http_request;
 pub use crate::protobuf::{fuzz_gev_protobuf, fuzz_protobuf_registry, fuzz_varint_delimited};
 pub use crate::task::fuzz_task_queue;
