@@ -438,3 +438,21 @@ fn abort_drops_queued_bytes_and_reports_the_reason_once() {
     assert_eq!(h.conn().write_buffer_len(), 0);
     assert_eq!(probe.log(), ["connect", "close server shutdown after 1"]);
 }
+
+/// Every open connection costs a `Connection`: the mio driver's budget for an idle
+/// connection (256 bytes, everything included) leaves it about 220. Grow it only knowingly.
+#[test]
+fn an_idle_raw_connection_stays_small() {
+    struct RawEcho;
+    impl Handler for RawEcho {
+        type Protocol = Raw;
+        type State = ();
+        fn protocol(&self) -> Raw {
+            Raw::new()
+        }
+        fn on_message(&self, _: &mut Context<'_, Self>, _: Bytes) {}
+    }
+    let size = size_of::<crate::Connection<RawEcho>>();
+    assert!(size <= 216, "Connection<RawEcho> is {size} bytes");
+    assert_eq!(size_of::<crate::buf::SendQueue>(), size_of::<Bytes>());
+}
