@@ -203,11 +203,17 @@ impl Protocol for crate::codec::Raw {
     type Message = Bytes;
     type Outgoing = Bytes;
 
+    /// As the codec's `decode`, except that a frame of everything buffered takes the whole
+    /// buffer (the connection frees an empty receive buffer anyway): the bytes become a
+    /// `Bytes` without the shared-ownership header a split would allocate.
     fn decode(
         &mut self,
         _cx: &mut ProtocolCx<'_>,
         src: &mut BytesMut,
     ) -> Result<Option<Bytes>, ProtocolError> {
+        if !src.is_empty() && src.len() <= self.max_frame_length() {
+            return Ok(Some(std::mem::take(src).freeze()));
+        }
         Ok(crate::codec::Decoder::decode(self, src)?)
     }
 

@@ -1,31 +1,68 @@
 //! One connection on a loop: its socket, its [`Connection`], and the I/O that follows the
 //! drain rule. Everything here is mechanical; every decision is the connection's.
 
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read};
 use std::time::Instant;
 
 use gale_core::{CloseReason, ConnId, Connection, Event, Handler};
 use mio::Interest;
 
 use crate::net::Stream;
-use crate::stats::Seen;
 
 /// A connection owned by a loop, stored in its slab.
+///
+/// Every open connection costs one of these (plus four bytes in the loop's live table), so
+/// it holds only what the loop cannot find elsewhere: the id is in the connection's handle,
+/// the deadline in the loop's timer queue, metric baselines are taken around each turn, and
+/// the loop's own state is one byte of [`Flags`].
 pub(crate) struct Entry<H: Handler> {
     pub(crate) conn: Connection<H>,
     pub(crate) stream: Stream,
-    pub(crate) id: ConnId,
-    /// The interest the socket is registered with (`None`: not registered).
-    pub(crate) interest: Option<Interest>,
-    /// The deadline scheduled in the loop's timer queue.
-    pub(crate) deadline: Option<Instant>,
-    /// The socket may have bytes to read: set by readiness events, cleared by `WouldBlock`.
-    pub(crate) readable: bool,
+    pub(crate) flags: Flags,
+}
+
+/// A loop's bookkeeping for one connection, packed into a byte.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Flags(u8);
+
+impl Flags {
+    /// The socket may have bytes to read: set by readiness events; cleared by `WouldBlock`,
+    /// and by a short read unless [`READ_CLOSED`](Self::READ_CLOSED) (edge-triggered
+    /// readiness reports any byte that arrives after a read that emptied the socket).
+    pub(crate) const READABLE: u8 = 1;
+    /// The last readiness event reported the peer's FIN or an error: read until the read
+    /// says so (0 or an error), even after short reads.
+    pub(crate) const READ_CLOSED: u8 = 1 << 1;
     /// The socket may accept bytes: cleared by `WouldBlock`, set by readiness events.
-    pub(crate) writable: bool,
-    /// Whether the key is in the loop's queue of connections with work left.
-    pub(crate) queued: bool,
-    pub(crate) seen: Seen,
+    pub(crate) const WRITABLE: u8 = 1 << 2;
+    /// The key is in the loop's queue of connections with work left.
+    pub(crate) const QUEUED: u8 = 1 << 3;
+    /// The socket is registered for readable events.
+    const REG_READ: u8 = 1 << 4;
+    /// The socket is registered for writable events.
+    const REG_WRITE: u8 = 1 << 5;
+
+    pub(crate) fn has(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    pub(crate) fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+    }
+
+    /// The interest the socket is registered with (`None`: not registered).
+    pub(crate) fn interest(self) -> Option<Interest> {
+        interest(self.has(Self::REG_READ), self.has(Self::REG_WRITE))
+    }
+
+    pub(crate) fn set_interest(&mut self, interest: Option<Interest>) {
+        self.set(Self::REG_READ, interest.is_some_and(Interest::is_readable));
+        self.set(Self::REG_WRITE, interest.is_some_and(Interest::is_writable));
+    }
 }
 
 /// How a connection stands after the loop served it.
@@ -39,19 +76,18 @@ pub(crate) enum Step {
 }
 
 impl<H: Handler> Entry<H> {
-    pub(crate) fn new(conn: Connection<H>, stream: Stream, id: ConnId) -> Self {
+    pub(crate) fn new(conn: Connection<H>, stream: Stream) -> Self {
         Self {
             conn,
             stream,
-            id,
-            interest: None,
-            deadline: None,
-            readable: false,
             // A new socket has room: the first write is attempted at once.
-            writable: true,
-            queued: false,
-            seen: Seen::default(),
+            flags: Flags(Flags::WRITABLE),
         }
+    }
+
+    /// The connection's id, for logs.
+    pub(crate) fn id(&self) -> ConnId {
+        self.conn.id().unwrap_or(ConnId(0))
     }
 
     /// Applies one input (`f` calls a `handle_*` method), then drains, moving at most
@@ -72,26 +108,33 @@ impl<H: Handler> Entry<H> {
         if let Step::Closed(reason) = self.drain(now, &mut budget) {
             return Step::Closed(reason);
         }
-        while self.readable && self.conn.wants_read() && budget > 0 {
+        while self.flags.has(Flags::READABLE) && self.conn.wants_read() && budget > 0 {
             // Read into this thread's scratch buffer and hand core only what arrived: an idle
             // connection owns no receive memory and no read window needs zero-filling.
             let read = SCRATCH.with_borrow_mut(|scratch| match self.stream.read(scratch) {
                 Ok(n) if n > 0 => {
                     self.conn.handle_input(now, &scratch[..n]);
+                    // A short read emptied the socket: the next byte brings a new event, so
+                    // no read is spent to see `WouldBlock` (as tokio does).
+                    if n < scratch.len() && !self.flags.has(Flags::READ_CLOSED) {
+                        self.flags.set(Flags::READABLE, false);
+                    }
                     Ok(n)
                 }
                 other => other,
             });
             match read {
                 Ok(0) => {
-                    self.readable = false;
+                    self.flags.set(Flags::READABLE, false);
                     self.conn.handle_eof(now);
                 }
                 Ok(n) => budget = budget.saturating_sub(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.flags.set(Flags::READABLE, false)
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.readable = false;
+                    self.flags.set(Flags::READABLE, false);
                     self.io_error(now, &e);
                 }
             }
@@ -108,18 +151,14 @@ impl<H: Handler> Entry<H> {
 
     /// Whether the connection could make progress without a new readiness event.
     pub(crate) fn has_work(&self) -> bool {
-        (self.readable && self.conn.wants_read()) || (self.writable && self.conn.wants_write())
+        (self.flags.has(Flags::READABLE) && self.conn.wants_read())
+            || (self.flags.has(Flags::WRITABLE) && self.conn.wants_write())
     }
 
     /// The interest the socket needs now: readable while the connection reads, writable while
     /// it has bytes queued.
     pub(crate) fn wanted_interest(&self) -> Option<Interest> {
-        match (self.conn.wants_read(), self.conn.wants_write()) {
-            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-            (true, false) => Some(Interest::READABLE),
-            (false, true) => Some(Interest::WRITABLE),
-            (false, false) => None,
-        }
+        interest(self.conn.wants_read(), self.conn.wants_write())
     }
 
     /// The drain rule: events, then vectored writes until the socket would block or nothing
@@ -130,14 +169,14 @@ impl<H: Handler> Entry<H> {
                 match event {
                     Event::ShutdownWrite => {
                         if let Err(e) = self.stream.shutdown_write() {
-                            tracing::debug!(id = %self.id, error = %e, "shutdown(Write) failed");
+                            tracing::debug!(id = %self.id(), error = %e, "shutdown(Write) failed");
                         }
                     }
                     Event::Closed(reason) => return Step::Closed(reason),
-                    other => tracing::debug!(id = %self.id, ?other, "unknown connection event"),
+                    other => tracing::debug!(id = %self.id(), ?other, "unknown connection event"),
                 }
             }
-            if !self.writable || *budget == 0 {
+            if !self.flags.has(Flags::WRITABLE) || *budget == 0 || !self.conn.wants_write() {
                 return Step::Idle;
             }
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
@@ -145,14 +184,14 @@ impl<H: Handler> Entry<H> {
             if n == 0 {
                 return Step::Idle;
             }
-            match self.stream.write_vectored(&iov[..n]) {
+            match self.stream.send(&iov[..n]) {
                 Ok(0) => self.conn.handle_io_error(now, ErrorKind::WriteZero),
                 Ok(written) => {
                     *budget = budget.saturating_sub(written);
                     self.conn.handle_written(now, written);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.writable = false;
+                    self.flags.set(Flags::WRITABLE, false);
                     return Step::Idle;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -162,13 +201,22 @@ impl<H: Handler> Entry<H> {
     }
 
     fn io_error(&mut self, now: Instant, e: &io::Error) {
-        tracing::debug!(id = %self.id, error = %e, "socket error");
+        tracing::debug!(id = %self.id(), error = %e, "socket error");
         self.conn.handle_io_error(now, e.kind());
     }
 }
 
+fn interest(read: bool, write: bool) -> Option<Interest> {
+    match (read, write) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
 /// Most slices per vectored write.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 32;
 
 thread_local! {
     /// One read buffer per loop thread, shared by all of its connections.
@@ -178,3 +226,51 @@ thread_local! {
 
 /// Size of the per-thread read buffer (the mio floor's is the same).
 const SCRATCH_LEN: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use gale_core::codec::Raw;
+    use gale_core::{Context, Handler};
+
+    use super::*;
+
+    struct RawEcho;
+
+    impl Handler for RawEcho {
+        type Protocol = Raw;
+        type State = ();
+        fn protocol(&self) -> Raw {
+            Raw::new()
+        }
+        fn on_message(&self, _: &mut Context<'_, Self>, _: Bytes) {}
+    }
+
+    /// A slab slot is the whole per-connection cost of a loop (plus 4 bytes of live table):
+    /// the loop's own state must stay within the connection's alignment padding.
+    #[test]
+    fn an_entry_is_a_connection_and_a_socket() {
+        let conn = size_of::<Connection<RawEcho>>();
+        // 8 bytes in release builds (mio adds a selector id with debug assertions).
+        let stream = size_of::<Stream>();
+        let entry = size_of::<Entry<RawEcho>>();
+        assert!(
+            entry <= conn + stream + 8,
+            "Entry is {entry} bytes, Connection {conn}, Stream {stream}"
+        );
+    }
+
+    #[test]
+    fn flags_hold_interest_and_state_independently() {
+        let mut f = Flags::default();
+        assert_eq!(f.interest(), None);
+        f.set(Flags::QUEUED, true);
+        f.set_interest(Some(Interest::READABLE | Interest::WRITABLE));
+        assert_eq!(f.interest(), Some(Interest::READABLE | Interest::WRITABLE));
+        f.set_interest(Some(Interest::WRITABLE));
+        assert_eq!(f.interest(), Some(Interest::WRITABLE));
+        assert!(f.has(Flags::QUEUED));
+        f.set(Flags::QUEUED, false);
+        assert!(!f.has(Flags::QUEUED) && !f.has(Flags::READABLE));
+    }
+}

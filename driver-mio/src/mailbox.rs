@@ -5,14 +5,16 @@
 //! the lock and handles the messages without holding it.
 //!
 //! The same lock guards a table of live connections (slab key → generation), so a
-//! [`ConnHandle`](gale_core::ConnHandle) to a closed connection gets
-//! [`MailboxClosed`] at once instead of queueing into the void.
+//! [`ConnHandle`] to a closed connection gets [`MailboxClosed`] at once instead of queueing
+//! into the void. These tables are also the server's [`Registry`](gale_core::server::Registry)
+//! (through [`Loops`], a [`Directory`]): four bytes per connection, nothing else.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use gale_core::{Command, ConnId, Handler, Mailbox, MailboxClosed, Outgoing, PeerAddr};
+use gale_core::server::Directory;
+use gale_core::{Command, ConnHandle, ConnId, Handler, Mailbox, MailboxClosed, Outgoing, PeerAddr};
 
 use crate::net::Stream;
 use crate::reactor::Reactor;
@@ -44,6 +46,8 @@ struct Inbox<H: Handler> {
     msgs: Vec<Msg<H>>,
     /// Generation of the connection in each slab slot; 0 for a free slot.
     live: Vec<u32>,
+    /// Non-zero entries of `live`.
+    live_count: usize,
     closed: bool,
 }
 
@@ -53,6 +57,7 @@ impl<H: Handler> LoopShared<H> {
             inbox: Mutex::new(Inbox {
                 msgs: Vec::new(),
                 live: Vec::new(),
+                live_count: 0,
                 closed: false,
             }),
             waker,
@@ -81,13 +86,20 @@ impl<H: Handler> LoopShared<H> {
         if inbox.live.len() <= key {
             inbox.live.resize(key + 1, 0);
         }
+        if inbox.live[key] == 0 {
+            inbox.live_count += 1;
+        }
         inbox.live[key] = generation;
     }
 
     /// Marks slab slot `key` as free: commands for its old connection now fail.
     pub(crate) fn clear_live(&self, key: usize) {
-        if let Some(slot) = self.lock().live.get_mut(key) {
+        let mut inbox = self.lock();
+        if let Some(slot) = inbox.live.get_mut(key)
+            && *slot != 0
+        {
             *slot = 0;
+            inbox.live_count -= 1;
         }
     }
 
@@ -96,6 +108,7 @@ impl<H: Handler> LoopShared<H> {
         let mut inbox = self.lock();
         inbox.closed = true;
         inbox.live = Vec::new();
+        inbox.live_count = 0;
         std::mem::take(&mut inbox.msgs)
     }
 
@@ -126,6 +139,45 @@ impl<H: Handler> Mailbox<Outgoing<H>> for LoopShared<H> {
     }
 }
 
+/// Every loop's live table, as the server's [`Registry`](gale_core::server::Registry).
+pub(crate) struct Loops<H: Handler>(pub(crate) Vec<Arc<LoopShared<H>>>);
+
+impl<H: Handler> Directory<Outgoing<H>> for Loops<H> {
+    fn len(&self) -> usize {
+        self.0.iter().map(|l| l.lock().live_count).sum()
+    }
+
+    fn get(&self, id: ConnId) -> Option<ConnHandle<Outgoing<H>>> {
+        let (key, generation) = split_id(id);
+        let shared = self.0.get(loop_of(id))?;
+        let live = shared.lock().live.get(key) == Some(&generation);
+        live.then(|| ConnHandle::new(id, Arc::clone(shared) as Arc<dyn Mailbox<_>>))
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(ConnHandle<Outgoing<H>>)) {
+        let mut ids = Vec::new();
+        for (index, shared) in self.0.iter().enumerate() {
+            ids.clear();
+            ids.extend(
+                shared
+                    .lock()
+                    .live
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| **g != 0)
+                    .map(|(key, g)| conn_id(*g, index, key)),
+            );
+            // Not under the lock: `f` may send to the handle.
+            for id in &ids {
+                f(ConnHandle::new(
+                    *id,
+                    Arc::clone(shared) as Arc<dyn Mailbox<_>>,
+                ));
+            }
+        }
+    }
+}
+
 /// A server-wide id: generation (28 bits) | loop index (12 bits) | slab key (24 bits).
 pub(crate) fn conn_id(generation: u32, loop_index: usize, key: usize) -> ConnId {
     ConnId(
@@ -141,6 +193,11 @@ pub(crate) fn split_id(id: ConnId) -> (usize, u32) {
     // Cannot truncate: the shift leaves GEN_BITS (28) bits.
     let generation = (id.0 >> (LOOP_BITS + KEY_BITS)) as u32;
     (key, generation)
+}
+
+/// The loop index of an id made by [`conn_id`].
+pub(crate) fn loop_of(id: ConnId) -> usize {
+    ((id.0 >> KEY_BITS) & ((1 << LOOP_BITS) - 1)) as usize
 }
 
 /// The generation after `generation`: 1..2^28, never 0 (0 marks a free slot).
@@ -166,6 +223,8 @@ mod tests {
         let id = conn_id(0x0fff_ffff, MAX_LOOPS - 1, MAX_CONNS_PER_LOOP - 1);
         assert_eq!(split_id(id), (MAX_CONNS_PER_LOOP - 1, 0x0fff_ffff));
         assert_eq!(split_id(conn_id(7, 3, 42)), (42, 7));
+        assert_eq!(loop_of(conn_id(7, 3, 42)), 3);
+        assert_eq!(loop_of(id), MAX_LOOPS - 1);
         assert_ne!(conn_id(1, 0, 5), conn_id(1, 1, 5));
         assert_eq!(next_generation(0), 1);
         assert_eq!(next_generation(1), 2);

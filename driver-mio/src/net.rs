@@ -3,6 +3,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use gale_core::PeerAddr;
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 /// An accepted connection's socket.
 #[derive(Debug)]
@@ -35,11 +36,32 @@ pub(crate) enum BindAddr {
 }
 
 impl Stream {
+    /// Writes `bufs` with one socket call: `send` for one slice, `sendmsg` for several.
+    /// Socket calls skip the VFS layer that `write`/`writev` go through (about 5% of an
+    /// echo server's CPU time on Linux loopback).
+    pub(crate) fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match (self, bufs) {
+            // std's TcpStream::write is `send(MSG_NOSIGNAL)`.
+            (Self::Tcp(s), [one]) => (&*s).write(one),
+            (_, [one]) => SockRef::from(self).send(one),
+            _ => SockRef::from(self).send_vectored(bufs),
+        }
+    }
+
     /// Sends FIN: the peer reads EOF, this side keeps reading.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.shutdown(Shutdown::Write),
             Self::Unix(s) => s.shutdown(Shutdown::Write),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Tcp(s) => s.as_fd(),
+            Self::Unix(s) => s.as_fd(),
         }
     }
 }

@@ -4,8 +4,10 @@
 //! Each iteration: poll (timeout = the earliest connection deadline, server timer, stop
 //! deadline or accept retry; zero while connections that yielded wait), handle readiness
 //! and mailbox messages, serve the connections that yielded, fire due deadlines, flush
-//! metrics. After serving a connection the loop reschedules its deadline from
-//! `poll_timeout` and re-registers its socket only when the wanted interest changed.
+//! metrics. After serving a connection the loop schedules its deadline from `poll_timeout`
+//! when it is earlier than the one queued (a later one waits until the queued one fires:
+//! `handle_timeout` is harmless early, and a busy connection does not touch the timer queue
+//! on every message), and re-registers its socket only when the wanted interest changed.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -19,11 +21,11 @@ use mio::event::Event;
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
-use crate::entry::{Entry, Step};
+use crate::entry::{Entry, Flags, Step};
 use crate::mailbox::{LoopShared, MAX_CONNS_PER_LOOP, Msg, conn_id, next_generation, split_id};
 use crate::net::{Listener, MAX_LISTENERS, Stream};
 use crate::server::ServerShared;
-use crate::stats::LoopMetrics;
+use crate::stats::{LoopMetrics, Snapshot};
 
 /// A server timer's task (`run_after` tasks are wrapped to run once).
 pub(crate) type Job = Box<dyn FnMut() + Send>;
@@ -126,12 +128,11 @@ impl<H: Handler> Reactor<H> {
             );
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        let budget = self.budget;
         for key in keys {
-            // invariant: `keys` are the occupied slots; nothing else closes them meanwhile.
-            let step = self.conns[key].apply(now, self.budget, |c| {
-                c.handle_abort(now, CloseReason::Shutdown)
+            self.serve(key, now, |e| {
+                e.apply(now, budget, |c| c.handle_abort(now, CloseReason::Shutdown))
             });
-            self.after(key, step, now);
         }
         self.metrics.flush();
     }
@@ -159,11 +160,11 @@ impl<H: Handler> Reactor<H> {
             match msg {
                 Msg::Command(id, cmd) => {
                     let (key, _) = split_id(id);
-                    if let Some(e) = self.conns.get_mut(key)
-                        && e.id == id
-                    {
-                        let step = e.apply(now, self.budget, |c| c.handle_command(now, cmd));
-                        self.after(key, step, now);
+                    if self.conns.get(key).is_some_and(|e| e.conn.id() == Some(id)) {
+                        let budget = self.budget;
+                        self.serve(key, now, |e| {
+                            e.apply(now, budget, |c| c.handle_command(now, cmd))
+                        });
                     }
                 }
                 Msg::Accept(stream, peer) => self.install(stream, peer, now),
@@ -175,33 +176,37 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn handle_event(&mut self, key: usize, event: &Event, now: Instant) {
-        let Some(e) = self.conns.get_mut(key) else {
-            return;
-        };
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            e.readable = true;
-        }
-        if event.is_writable() || event.is_write_closed() || event.is_error() {
-            e.writable = true;
-        }
-        let step = e.serve(now, self.budget);
-        self.after(key, step, now);
+        let budget = self.budget;
+        self.serve(key, now, |e| {
+            let closed = event.is_read_closed() || event.is_error();
+            if event.is_readable() || closed {
+                e.flags.set(Flags::READABLE, true);
+                e.flags.set(Flags::READ_CLOSED, closed);
+            }
+            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                e.flags.set(Flags::WRITABLE, true);
+            }
+            e.serve(now, budget)
+        });
     }
 
     fn serve_ready(&mut self, now: Instant) {
+        let budget = self.budget;
         for _ in 0..self.ready.len() {
             let Some(key) = self.ready.pop_front() else {
                 break;
             };
-            let Some(e) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if !e.queued {
+            if !self
+                .conns
+                .get(key)
+                .is_some_and(|e| e.flags.has(Flags::QUEUED))
+            {
                 continue;
             }
-            e.queued = false;
-            let step = e.serve(now, self.budget);
-            self.after(key, step, now);
+            self.serve(key, now, |e| {
+                e.flags.set(Flags::QUEUED, false);
+                e.serve(now, budget)
+            });
         }
     }
 
@@ -216,12 +221,11 @@ impl<H: Handler> Reactor<H> {
         while let Some(key) = self.timers.poll_expired(now) {
             due.push(key);
         }
+        let budget = self.budget;
         for key in due.drain(..) {
-            if let Some(e) = self.conns.get_mut(key) {
-                e.deadline = None;
-                let step = e.apply(now, self.budget, |c| c.handle_timeout(now));
-                self.after(key, step, now);
-            }
+            self.serve(key, now, |e| {
+                e.apply(now, budget, |c| c.handle_timeout(now))
+            });
         }
         self.due = due;
         while let Some(expired) = self.server_timers.poll_expired(now) {
@@ -232,46 +236,54 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Bookkeeping after a connection was served: close it, or reschedule its deadline,
-    /// update its interest and queue it if it has work left.
-    fn after(&mut self, key: usize, step: Step, now: Instant) {
+    /// Serves connection `key` (if it is open) with `f`, then does the bookkeeping.
+    fn serve(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Entry<H>) -> Step) {
+        let Some(e) = self.conns.get_mut(key) else {
+            return;
+        };
+        let before = Snapshot::of(&e.conn);
+        let step = f(e);
+        self.after(key, &before, step, now);
+    }
+
+    /// Bookkeeping after a connection was served: count what it did since `before`; close
+    /// it, or schedule an earlier deadline, update its interest and queue it if it has work
+    /// left.
+    fn after(&mut self, key: usize, before: &Snapshot, step: Step, now: Instant) {
         let e = match step {
-            Step::Closed(reason) => return self.remove(key, &reason),
+            Step::Closed(reason) => return self.remove(key, before, &reason),
             // invariant: only `remove` frees a slot, and it runs for `Step::Closed` only.
             Step::Idle | Step::Yield => &mut self.conns[key],
         };
-        self.metrics.observe(&mut e.seen, &e.conn);
-        let next = e.conn.poll_timeout();
-        if next != e.deadline {
-            match next {
-                Some(at) => self.timers.schedule(key, at),
-                None => {
-                    self.timers.cancel(key);
-                }
-            }
-            e.deadline = next;
+        self.metrics.observe(before, &e.conn);
+        if let Some(next) = e.conn.poll_timeout()
+            && self.timers.deadline(key).is_none_or(|queued| next < queued)
+        {
+            self.timers.schedule(key, next);
         }
         let want = e.wanted_interest();
-        if want != e.interest {
+        let have = e.flags.interest();
+        if want != have {
             let registry = self.poll.registry();
-            let result = match (e.interest, want) {
+            let result = match (have, want) {
                 (None, Some(i)) => registry.register(&mut e.stream, Token(key), i),
                 (Some(_), Some(i)) => registry.reregister(&mut e.stream, Token(key), i),
                 (Some(_), None) => registry.deregister(&mut e.stream),
                 (None, None) => Ok(()),
             };
             if let Err(err) = result {
-                tracing::warn!(id = %e.id, error = %err, "cannot register socket");
+                tracing::warn!(id = %e.id(), error = %err, "cannot register socket");
+                let before = Snapshot::of(&e.conn);
                 let step = e.apply(now, self.budget, |c| c.handle_io_error(now, err.kind()));
                 if let Step::Closed(reason) = step {
-                    self.remove(key, &reason);
+                    self.remove(key, &before, &reason);
                 }
                 return;
             }
-            e.interest = want;
+            e.flags.set_interest(want);
         }
-        if (matches!(step, Step::Yield) || e.has_work()) && !e.queued {
-            e.queued = true;
+        if (matches!(step, Step::Yield) || e.has_work()) && !e.flags.has(Flags::QUEUED) {
+            e.flags.set(Flags::QUEUED, true);
             self.ready.push_back(key);
         }
     }
@@ -305,35 +317,33 @@ impl<H: Handler> Reactor<H> {
         self.generation = next_generation(self.generation);
         let id = conn_id(self.generation, self.index, key);
         let mailbox: Arc<dyn Mailbox<Outgoing<H>>> = self.shared.clone();
-        let handle = ConnHandle::new(id, mailbox);
-        let config = self.server.config.conn().clone();
+        let config = Arc::clone(&self.server.conn_config);
         let mut conn = Connection::new(Arc::clone(&self.server.handler), config, peer, now);
-        conn.set_handle(handle.clone());
+        conn.set_handle(ConnHandle::new(id, mailbox));
         tracing::debug!(loop_index = self.index, %id, peer = %conn.peer_addr(), "connection open");
         self.shared.set_live(key, self.generation);
-        self.server.registry.insert(handle);
         self.metrics.accepted();
-        self.conns.insert(Entry::new(conn, stream, id));
-        // invariant: `insert` filled `vacant_key`.
-        let step = self.conns[key].apply(now, self.budget, |c| c.handle_connect(now));
-        self.after(key, step, now);
+        self.conns.insert(Entry::new(conn, stream));
+        let budget = self.budget;
+        self.serve(key, now, |e| {
+            e.apply(now, budget, |c| c.handle_connect(now))
+        });
     }
 
-    fn remove(&mut self, key: usize, reason: &CloseReason) {
+    fn remove(&mut self, key: usize, before: &Snapshot, reason: &CloseReason) {
         let mut e = self.conns.remove(key);
-        if e.interest.is_some()
+        if e.flags.interest().is_some()
             && let Err(err) = self.poll.registry().deregister(&mut e.stream)
         {
-            tracing::debug!(id = %e.id, error = %err, "deregister failed");
+            tracing::debug!(id = %e.id(), error = %err, "deregister failed");
         }
         self.timers.cancel(key);
         self.shared.clear_live(key);
-        self.server.registry.remove(e.id);
         self.release();
-        self.metrics.observe(&mut e.seen, &e.conn);
-        self.metrics.forget(&e.seen);
+        self.metrics.observe(before, &e.conn);
+        self.metrics.forget(&e.conn);
         self.metrics.closed();
-        tracing::debug!(loop_index = self.index, id = %e.id, %reason, "connection closed");
+        tracing::debug!(loop_index = self.index, id = %e.id(), %reason, "connection closed");
     }
 
     fn begin_stop(&mut self, deadline: Instant, now: Instant) {
@@ -347,11 +357,11 @@ impl<H: Handler> Reactor<H> {
         self.accept_retry = None;
         self.server_timers = ServerTimers::new();
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        let budget = self.budget;
         for key in keys {
-            if let Some(e) = self.conns.get_mut(key) {
-                let step = e.apply(now, self.budget, |c| c.handle_shutdown(now));
-                self.after(key, step, now);
-            }
+            self.serve(key, now, |e| {
+                e.apply(now, budget, |c| c.handle_shutdown(now))
+            });
         }
     }
 
@@ -371,8 +381,7 @@ impl<H: Handler> Drop for Reactor<H> {
                 self.release();
             }
         }
-        for e in self.conns.drain() {
-            self.server.registry.remove(e.id);
+        for _ in self.conns.drain() {
             self.server.release();
             self.shared.load.fetch_sub(1, Ordering::Relaxed);
         }

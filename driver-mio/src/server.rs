@@ -9,11 +9,11 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use gale_core::server::{Registry, ServerConfig};
-use gale_core::{Handler, Outgoing};
+use gale_core::{ConnConfig, Handler, Outgoing};
 use mio::{Poll, Waker};
 
 use crate::acceptor::{self, Acceptor};
-use crate::mailbox::{LoopShared, LoopTask, MAX_LOOPS, Msg};
+use crate::mailbox::{LoopShared, LoopTask, Loops, MAX_LOOPS, Msg};
 use crate::net::{self, BindAddr, Bound, UnixPaths};
 use crate::reactor::{self, Job, Reactor};
 
@@ -63,6 +63,9 @@ pub struct ServerHandle<H: Handler> {
 pub(crate) struct ServerShared<H: Handler> {
     pub(crate) handler: Arc<H>,
     pub(crate) config: ServerConfig,
+    /// `config.conn()`, shared by every connection.
+    pub(crate) conn_config: Arc<ConnConfig>,
+    /// A view of the loops' live tables.
     pub(crate) registry: Registry<Outgoing<H>>,
     pub(crate) loops: Vec<Arc<LoopShared<H>>>,
     pub(crate) stopping: AtomicBool,
@@ -156,8 +159,9 @@ impl<H: Handler> Server<H> {
         }
         let shared = Arc::new(ServerShared {
             handler: self.handler,
+            conn_config: Arc::new(config.conn().clone()),
             config,
-            registry: Registry::new(),
+            registry: Registry::from_directory(Arc::new(Loops(loop_shared.clone()))),
             loops: loop_shared,
             stopping: AtomicBool::new(false),
             work_budget: self.work_budget,

@@ -1,18 +1,29 @@
 //! Per-loop metric accumulators, flushed to the `metrics` facade once per loop iteration.
 //!
-//! Byte and message counts come from each connection's [`ConnStats`]: after every drain the
-//! loop adds the difference since the last look, so the driver counts nothing itself.
+//! Byte and message counts come from each connection's [`ConnStats`]: the loop takes a
+//! [`Snapshot`] before serving a connection and adds the difference afterwards, so the driver
+//! counts nothing itself and keeps nothing per connection for it.
 
 use gale_core::server::metric as name;
 use gale_core::{ConnStats, Connection, Handler};
 use metrics::{Counter, Gauge};
 
-/// What a loop last reported for one connection.
+/// A connection's counters and buffered bytes at one moment.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Seen {
+pub(crate) struct Snapshot {
     stats: ConnStats,
     send: usize,
     recv: usize,
+}
+
+impl Snapshot {
+    pub(crate) fn of<H: Handler>(conn: &Connection<H>) -> Self {
+        Self {
+            stats: conn.stats(),
+            send: conn.write_buffer_len(),
+            recv: conn.read_buffer_len(),
+        }
+    }
 }
 
 /// One loop's handles and the amounts not yet flushed to them.
@@ -82,27 +93,22 @@ impl LoopMetrics {
         self.pending.open -= 1;
     }
 
-    /// Adds what `conn` did since `seen`, and remembers its current counts.
-    pub(crate) fn observe<H: Handler>(&mut self, seen: &mut Seen, conn: &Connection<H>) {
-        let now = Seen {
-            stats: conn.stats(),
-            send: conn.write_buffer_len(),
-            recv: conn.read_buffer_len(),
-        };
+    /// Adds what `conn` did since `before` was taken.
+    pub(crate) fn observe<H: Handler>(&mut self, before: &Snapshot, conn: &Connection<H>) {
+        let now = Snapshot::of(conn);
         let p = &mut self.pending;
-        p.bytes_read += now.stats.bytes_read - seen.stats.bytes_read;
-        p.bytes_written += now.stats.bytes_written - seen.stats.bytes_written;
-        p.messages_in += now.stats.messages_in - seen.stats.messages_in;
-        p.messages_out += now.stats.messages_out - seen.stats.messages_out;
-        p.send_buffered += delta(now.send, seen.send);
-        p.recv_buffered += delta(now.recv, seen.recv);
-        *seen = now;
+        p.bytes_read += now.stats.bytes_read - before.stats.bytes_read;
+        p.bytes_written += now.stats.bytes_written - before.stats.bytes_written;
+        p.messages_in += now.stats.messages_in - before.stats.messages_in;
+        p.messages_out += now.stats.messages_out - before.stats.messages_out;
+        p.send_buffered += delta(now.send, before.send);
+        p.recv_buffered += delta(now.recv, before.recv);
     }
 
-    /// Forgets a connection's buffered bytes (it is gone).
-    pub(crate) fn forget(&mut self, seen: &Seen) {
-        self.pending.send_buffered -= to_i64(seen.send);
-        self.pending.recv_buffered -= to_i64(seen.recv);
+    /// Forgets a closed connection's buffered bytes (call after its last `observe`).
+    pub(crate) fn forget<H: Handler>(&mut self, conn: &Connection<H>) {
+        self.pending.send_buffered -= to_i64(conn.write_buffer_len());
+        self.pending.recv_buffered -= to_i64(conn.read_buffer_len());
     }
 
     /// Hands the accumulated amounts to the recorder.

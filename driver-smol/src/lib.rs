@@ -36,14 +36,17 @@
 //!
 //! # One connection's task
 //!
-//! Each connection runs in one task that races (in this order) its mailbox (commands from
-//! [`ConnHandle`](gale_core::ConnHandle)s, an unbounded channel), the server's stop signals,
-//! one async-io [`Timer`](smol::Timer) re-armed only when
-//! [`Connection::poll_timeout`](gale_core::Connection::poll_timeout) changes, writability
-//! (only after a write would have blocked) and readability (only while the connection
-//! [`wants_read`](gale_core::Connection::wants_read): that is the backpressure). After
-//! `readable()`, reads go straight into the connection's buffer with non-blocking `read`,
-//! writes are vectored, and the drain rule runs after every input.
+//! Each connection runs in one task, a hand-written future that looks, in this order, at its
+//! mailbox (commands from [`ConnHandle`](gale_core::ConnHandle)s and the server's stop
+//! signal), one async-io [`Timer`](smol::Timer) (boxed once the connection has a deadline,
+//! re-armed only for an earlier one), writability (only after a write would have blocked)
+//! and readability (only while the connection
+//! [`wants_read`](gale_core::Connection::wants_read): that is the backpressure). Reads go
+//! into a per-thread scratch buffer and only what arrived is copied into the connection; a
+//! short read means the socket is empty, so the task waits for the reactor instead of
+//! reading again. Writes are `send`/`sendmsg`, and the drain rule runs after every input.
+//! An idle connection costs its task (about 330 bytes), its 88-byte mailbox and async-io's
+//! registration: about 0.7 KiB in all.
 //!
 //! # Long work
 //!

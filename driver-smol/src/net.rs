@@ -6,11 +6,12 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
+use std::task::{Context, Poll};
 
 use gale_core::PeerAddr;
 use gale_core::server::ServerConfig;
 use smol::Async;
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockRef, Socket, Type};
 
 /// A bound listener [`serve`](crate::serve) accepts connections from: an
 /// [`Async<TcpListener>`] or, on Unix, an [`Async<UnixListener>`] (both convert with
@@ -80,46 +81,74 @@ pub(crate) enum Stream {
     Unix(Async<UnixStream>),
 }
 
-impl Stream {
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.readable().await,
-            #[cfg(unix)]
-            Self::Unix(s) => s.readable().await,
-        }
-    }
+/// What a connection's task needs from its socket. Implemented by `Async<TcpStream>` and
+/// `Async<UnixStream>`; the task is generic over it, so it holds the socket without an enum
+/// tag.
+pub(crate) trait ConnSocket: Unpin + Send + Sync + 'static {
+    /// Ready once the reactor reported readability since the last `Pending`; otherwise
+    /// registers `cx` (re-arming the socket in the poller).
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.writable().await,
-            #[cfg(unix)]
-            Self::Unix(s) => s.writable().await,
-        }
-    }
+    /// As `poll_readable`, for writability.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.get_ref().read(buf),
-            #[cfg(unix)]
-            Self::Unix(s) => s.get_ref().read(buf),
-        }
-    }
+    /// One non-blocking read.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
 
-    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.get_ref().write_vectored(bufs),
-            #[cfg(unix)]
-            Self::Unix(s) => s.get_ref().write_vectored(bufs),
-        }
-    }
+    /// Writes `bufs` with one socket call, `send` for one slice and `sendmsg` for several:
+    /// socket calls skip the VFS layer that `write`/`writev` go through.
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
     /// Sends FIN; reading goes on.
-    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.get_ref().shutdown(Shutdown::Write),
-            #[cfg(unix)]
-            Self::Unix(s) => s.get_ref().shutdown(Shutdown::Write),
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl ConnSocket for Async<TcpStream> {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_readable(self, cx)
+    }
+
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_writable(self, cx)
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.get_ref().read(buf)
+    }
+
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match bufs {
+            // std's TcpStream::write is `send(MSG_NOSIGNAL)`.
+            [one] => self.get_ref().write(one),
+            _ => SockRef::from(self.get_ref()).send_vectored(bufs),
         }
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.get_ref().shutdown(Shutdown::Write)
+    }
+}
+
+#[cfg(unix)]
+impl ConnSocket for Async<UnixStream> {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_readable(self, cx)
+    }
+
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_writable(self, cx)
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.get_ref().read(buf)
+    }
+
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        SockRef::from(self.get_ref()).send_vectored(bufs)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.get_ref().shutdown(Shutdown::Write)
     }
 }
 

@@ -5,19 +5,19 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use gale_core::server::{Registry, ServerConfig};
-use gale_core::{ConnHandle, ConnId, Connection, Handler, Outgoing, PeerAddr};
+use gale_core::server::{Directory, Registry, ServerConfig};
+use gale_core::{ConnConfig, ConnHandle, ConnId, Connection, Handler, Mailbox, Outgoing, PeerAddr};
+use slab::Slab;
 use smol::channel::{self, Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::{Executor, Task, Timer};
 
-use crate::conn::{Live, TaskMailbox, drive};
+use crate::conn::{ConnTask, DRAIN, FORCE, TaskMailbox};
 use crate::net::{Listener, Stream};
-use crate::stats::ConnMetrics;
+use crate::stats::Metrics;
 
 /// Serves `listener` with `handler`: one task per connection, spawned on smol's global
 /// executor ([`smol::spawn`]) or, after [`Serve::executor`], on an [`Executor`] of yours.
@@ -72,15 +72,17 @@ pub struct ServeHandle<H: Handler> {
 impl<H: Handler> Serve<H> {
     pub(crate) fn new(listener: Listener, handler: Arc<H>, config: ServerConfig) -> Self {
         let (jobs_tx, jobs) = channel::unbounded();
+        let conns = Arc::new(Conns::default());
         let shared = Arc::new(Shared {
             handler,
             local_addr: listener.local_addr(),
+            conn_config: Arc::new(config.conn().clone()),
             config,
-            registry: Registry::new(),
-            next_id: AtomicU64::new(1),
+            registry: Registry::from_directory(conns.clone()),
+            conns,
+            metrics: Metrics::new(),
             deadline: Mutex::new(None),
             draining: Signal::new(),
-            forced: Signal::new(),
             stopped: Signal::new(),
             jobs: jobs_tx,
         });
@@ -115,7 +117,6 @@ impl<H: Handler> Serve<H> {
             jobs,
             spawner,
         } = self;
-        let (wait_tx, wait_rx) = channel::bounded::<()>(1);
         let mut timers: Vec<Task<()>> = Vec::new();
         tracing::info!(addr = ?shared.local_addr, "gale-smol server running");
         while !shared.draining.is_fired() {
@@ -133,27 +134,27 @@ impl<H: Handler> Serve<H> {
                     timers.push(spawner.spawn(job.run()));
                 }
                 Step::Accepted(Ok((stream, peer))) => {
-                    shared.admit(stream, peer, &spawner, &wait_tx);
+                    shared.admit(stream, peer, &spawner);
                 }
                 Step::Accepted(Err(e)) => accept_failed(e).await,
             }
         }
         drop(listener);
         drop(timers);
-        drop(wait_tx);
         let deadline = shared
             .deadline
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .unwrap_or_else(Instant::now);
-        if !within(deadline, wait_rx.recv()).await {
+        shared.conns.signal(DRAIN);
+        if !within(deadline, shared.conns.drained()).await {
             tracing::warn!(
-                open = shared.registry.len(),
+                open = shared.conns.len(),
                 "stop timeout: closing the remaining connections"
             );
-            shared.forced.fire();
+            shared.conns.signal(FORCE);
             // Each task closes at once when forced; this only bounds a wedged handler.
-            within(Instant::now() + FORCE_GRACE, wait_rx.recv()).await;
+            within(Instant::now() + FORCE_GRACE, shared.conns.drained()).await;
         }
         shared.stopped.fire();
         tracing::info!(addr = ?shared.local_addr, "gale-smol server stopped");
@@ -177,7 +178,7 @@ impl<H: Handler> ServeHandle<H> {
 
     /// Connections open now.
     pub fn connection_count(&self) -> usize {
-        self.shared.registry.len()
+        self.shared.conns.len()
     }
 
     /// The live connections, to reach or broadcast to from any thread.
@@ -234,7 +235,7 @@ impl<H: Handler> std::fmt::Debug for ServeHandle<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeHandle")
             .field("local_addr", &self.shared.local_addr)
-            .field("connections", &self.shared.registry.len())
+            .field("connections", &self.shared.conns.len())
             .finish_non_exhaustive()
     }
 }
@@ -270,15 +271,18 @@ impl Signal {
 pub(crate) struct Shared<H: Handler> {
     handler: Arc<H>,
     config: ServerConfig,
+    /// `config.conn()`, shared by every connection.
+    conn_config: Arc<ConnConfig>,
     local_addr: Option<SocketAddr>,
+    /// A view of `conns`.
     pub(crate) registry: Registry<Outgoing<H>>,
-    next_id: AtomicU64,
+    conns: Arc<Conns<Outgoing<H>>>,
+    pub(crate) metrics: Metrics,
     /// Set by the first `stop`.
     deadline: Mutex<Option<Instant>>,
-    /// Fired when the stop begins: connections flush and close.
+    /// Fired when the stop begins: the acceptor stops (connections get [`DRAIN`] and
+    /// [`FORCE`] through their mailboxes).
     pub(crate) draining: Signal,
-    /// Fired at the stop deadline: connections close at once.
-    pub(crate) forced: Signal,
     stopped: Signal,
     jobs: Sender<Job>,
 }
@@ -286,38 +290,148 @@ pub(crate) struct Shared<H: Handler> {
 impl<H: Handler> Shared<H> {
     /// Starts a task for an accepted connection, or closes it at once when the server is
     /// full (it never reaches the handler).
-    fn admit(
-        self: &Arc<Self>,
-        stream: Stream,
-        peer: PeerAddr,
-        spawner: &Spawner,
-        wait: &Sender<()>,
-    ) {
-        if !self.config.admits(self.registry.len()) {
-            ConnMetrics::refused();
+    fn admit(self: &Arc<Self>, stream: Stream, peer: PeerAddr, spawner: &Spawner) {
+        if !self.config.admits(self.conns.len()) {
+            self.metrics.refused();
             tracing::debug!(%peer, "connection refused: max_connections reached");
             return;
         }
-        let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = channel::unbounded();
-        let handle = ConnHandle::new(id, Arc::new(TaskMailbox(tx)));
-        self.registry.insert(handle.clone());
+        let mailbox = self.conns.insert();
+        let id = mailbox.id();
         tracing::debug!(%id, %peer, "connection accepted");
         let mut conn = Connection::new(
             Arc::clone(&self.handler),
-            self.config.conn().clone(),
+            Arc::clone(&self.conn_config),
             peer,
             Instant::now(),
         );
-        conn.set_handle(handle);
-        let live = Live {
-            shared: Arc::clone(self),
-            id,
-            metrics: ConnMetrics::accepted(),
-            _wait: wait.clone(),
-        };
-        spawner.spawn(drive(conn, stream, rx, live)).detach();
+        conn.set_handle(ConnHandle::new(id, mailbox.clone()));
+        self.metrics.accepted();
+        let shared = Arc::clone(self);
+        match stream {
+            Stream::Tcp(s) => spawner.spawn(ConnTask::new(conn, s, mailbox, shared)),
+            #[cfg(unix)]
+            Stream::Unix(s) => spawner.spawn(ConnTask::new(conn, s, mailbox, shared)),
+        }
+        .detach();
     }
+
+    /// A connection's task ended: forget it.
+    pub(crate) fn forget(&self, id: ConnId) {
+        self.conns.remove(id);
+    }
+}
+
+/// The open connections' mailboxes, by slab key: the server's [`Registry`] (one slab slot
+/// per connection, no second map) and how a stop reaches every task.
+pub(crate) struct Conns<O: 'static> {
+    slab: Mutex<Table<O>>,
+    /// Holds a token after the last connection was removed.
+    empty_tx: Sender<()>,
+    empty_rx: Receiver<()>,
+}
+
+struct Table<O: 'static> {
+    mailboxes: Slab<Arc<TaskMailbox<O>>>,
+    /// Bumped for every connection, so that a reused slab key makes a new id.
+    generation: u32,
+}
+
+impl<O: 'static> Default for Conns<O> {
+    fn default() -> Self {
+        let (empty_tx, empty_rx) = channel::bounded(1);
+        Self {
+            slab: Mutex::new(Table {
+                mailboxes: Slab::new(),
+                generation: 0,
+            }),
+            empty_tx,
+            empty_rx,
+        }
+    }
+}
+
+impl<O: Send + 'static> Conns<O> {
+    /// A mailbox for a new connection, with its new id (generation << 32 | slab key).
+    fn insert(&self) -> Arc<TaskMailbox<O>> {
+        let mut table = self.lock();
+        table.generation = table.generation.wrapping_add(1);
+        let generation = table.generation;
+        let entry = table.mailboxes.vacant_entry();
+        let id = ConnId((u64::from(generation) << 32) | entry.key() as u64);
+        let mailbox = Arc::new(TaskMailbox::new(id));
+        entry.insert(Arc::clone(&mailbox));
+        mailbox
+    }
+
+    fn remove(&self, id: ConnId) {
+        let mut table = self.lock();
+        let key = key_of(id);
+        if table.mailboxes.get(key).is_some_and(|m| m.id() == id) {
+            table.mailboxes.remove(key);
+        }
+        if table.mailboxes.is_empty() {
+            // Full means a token is already waiting.
+            let _ = self.empty_tx.try_send(());
+        }
+    }
+
+    /// Sends a stop signal ([`DRAIN`] or [`FORCE`]) to every connection.
+    fn signal(&self, how: u8) {
+        for mailbox in self.snapshot() {
+            mailbox.stop(how);
+        }
+    }
+
+    /// Resolves once no connection is left.
+    async fn drained(&self) {
+        // A token may be stale (an earlier moment without connections): look again.
+        while !self.lock().mailboxes.is_empty() {
+            if self.empty_rx.recv().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Arc<TaskMailbox<O>>> {
+        self.lock()
+            .mailboxes
+            .iter()
+            .map(|(_, m)| Arc::clone(m))
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table<O>> {
+        // Every critical section is one slab operation: a panic cannot leave it half-done.
+        self.slab.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<O: Send + 'static> Directory<O> for Conns<O> {
+    fn len(&self) -> usize {
+        self.lock().mailboxes.len()
+    }
+
+    fn get(&self, id: ConnId) -> Option<ConnHandle<O>> {
+        let table = self.lock();
+        let mailbox = table.mailboxes.get(key_of(id)).filter(|m| m.id() == id)?;
+        Some(ConnHandle::new(
+            id,
+            Arc::clone(mailbox) as Arc<dyn Mailbox<O>>,
+        ))
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(ConnHandle<O>)) {
+        // Not under the lock: `f` may send to the handle.
+        for mailbox in self.snapshot() {
+            f(ConnHandle::new(mailbox.id(), mailbox));
+        }
+    }
+}
+
+/// The slab key of an id made by [`Conns::insert`].
+fn key_of(id: ConnId) -> usize {
+    (id.0 & u64::from(u32::MAX)) as usize
 }
 
 /// Where tasks go: an executor of the caller's, or smol's global one.

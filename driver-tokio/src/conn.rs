@@ -1,205 +1,337 @@
-//! The task that drives one connection: socket readiness, the mailbox, the connection's
-//! deadline and the server's stop signal, all fed into one [`Connection`].
+//! The task that drives one connection: a hand-written future over the socket's readiness,
+//! the connection's mailbox, its deadline and the server's stop signal, all fed into one
+//! [`Connection`].
+//!
+//! Why not an `async fn` with `select!`: that future holds every branch's future (readable,
+//! writable, a channel receive, a watch, a `Sleep`) at once, which made a task about 2.3 KiB
+//! and its channel another 1.8 KiB. Here an idle connection's task is the [`Connection`], the
+//! socket, two `Arc`s and a byte of flags (a 512-byte task cell), plus its 96-byte
+//! [`TaskMailbox`]; a `Sleep` is boxed only once the connection has a deadline. Readiness is
+//! polled directly (`poll_read`, `poll_write_ready`), which also lets tokio skip the read
+//! that would only return `WouldBlock` after a short read.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use futures_util::task::AtomicWaker;
 use gale_core::{
     CloseReason, Command, ConnId, Connection, Event, Handler, Mailbox, MailboxClosed, Outgoing,
 };
-use tokio::sync::{mpsc, watch};
-use tokio::time::sleep_until;
+use tokio::io::ReadBuf;
+use tokio::time::{Sleep, sleep_until};
 
-use crate::net::Stream;
-use crate::serve::{RunState, Shared};
-use crate::stats::ConnMetrics;
+use crate::net::ConnSocket;
+use crate::serve::Shared;
+use crate::stats::Snapshot;
 
-/// A connection's mailbox: an unbounded channel to its task. Unbounded is safe because the
-/// task applies every command at once and a send beyond the connection's send-buffer limit
-/// closes it ([`CloseReason::SendBufferFull`]).
-pub(crate) struct TaskMailbox<O>(pub(crate) mpsc::UnboundedSender<Command<O>>);
+/// A connection's mailbox: commands from its [`ConnHandle`](gale_core::ConnHandle)s and the
+/// server's stop signal, and the waker of the connection's task.
+///
+/// Unbounded is safe because the task applies every command at once and a send beyond the
+/// connection's send-buffer limit closes it ([`CloseReason::SendBufferFull`]). The command
+/// vector allocates only while commands wait.
+pub(crate) struct TaskMailbox<O> {
+    id: ConnId,
+    commands: Mutex<Vec<Command<O>>>,
+    /// [`COMMANDS`], [`DRAIN`], [`FORCE`], [`CLOSED`] (the last written under the lock).
+    signal: AtomicU8,
+    waker: AtomicWaker,
+}
 
 impl<O: Send + 'static> Mailbox<O> for TaskMailbox<O> {
     fn deliver(&self, _id: ConnId, cmd: Command<O>) -> Result<(), MailboxClosed> {
-        self.0.send(cmd).map_err(|_| MailboxClosed)
+        let mut commands = self.lock();
+        if self.signal.load(Ordering::Relaxed) & CLOSED != 0 {
+            return Err(MailboxClosed);
+        }
+        commands.push(cmd);
+        drop(commands);
+        self.signal.fetch_or(COMMANDS, Ordering::Release);
+        self.waker.wake();
+        Ok(())
     }
 }
 
-/// Removes the connection from the server's books when its task ends, however it ends
-/// (closed, panicked, or dropped with the runtime).
-pub(crate) struct Live<H: Handler> {
-    pub(crate) shared: Arc<Shared<H>>,
-    pub(crate) id: ConnId,
-    pub(crate) metrics: ConnMetrics,
-    /// Held, never used: the server waits for every clone to drop when it stops.
-    pub(crate) _wait: mpsc::Sender<()>,
-}
+impl<O> TaskMailbox<O> {
+    pub(crate) fn new(id: ConnId) -> Self {
+        Self {
+            id,
+            commands: Mutex::new(Vec::new()),
+            signal: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
+        }
+    }
 
-impl<H: Handler> Drop for Live<H> {
-    fn drop(&mut self) {
-        self.shared.registry.remove(self.id);
+    pub(crate) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Tells the task the server is stopping: [`DRAIN`] (flush, then close) or [`FORCE`]
+    /// (close at once).
+    pub(crate) fn stop(&self, how: u8) {
+        self.signal.fetch_or(how, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// The commands queued so far, in order.
+    fn take(&self) -> Vec<Command<O>> {
+        self.signal.fetch_and(!COMMANDS, Ordering::Acquire);
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Refuses further commands and drops the queued ones (the task is gone).
+    fn close(&self) {
+        let mut commands = self.lock();
+        self.signal.fetch_or(CLOSED, Ordering::Relaxed);
+        *commands = Vec::new();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Command<O>>> {
+        // Every critical section is a push or a take: a panic cannot leave it half-done.
+        self.commands.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// Runs `conn` over `stream` until it closes. The drain rule of [`Connection`] is followed
-/// after every input: events, then writes until the socket would block, then the deadline.
-pub(crate) async fn drive<H: Handler>(
-    mut conn: Connection<H>,
-    stream: Stream,
-    mut commands: mpsc::UnboundedReceiver<Command<Outgoing<H>>>,
-    mut run_state: watch::Receiver<RunState>,
-    mut live: Live<H>,
-) {
-    let mut io = Io {
-        stream,
-        write_blocked: false,
-    };
-    conn.handle_connect(Instant::now());
-    let start = Instant::now();
-    let sleep = sleep_until(start.into());
-    tokio::pin!(sleep);
-    let mut armed: Option<Instant> = None;
-    let mut forced = false;
-    let mut mailbox_open = true;
-    let reason = loop {
-        let closed = io.drain(&mut conn);
-        live.metrics.observe(&conn);
-        if let Some(reason) = closed {
-            break reason;
-        }
-        // Re-arm the one timer only when the deadline moved (quinn's `drive_timer`).
-        let deadline = conn.poll_timeout();
-        if deadline != armed {
-            if let Some(at) = deadline {
-                sleep.as_mut().reset(at.into());
-            }
-            armed = deadline;
-        }
-        tokio::select! {
-            biased;
-            cmd = commands.recv(), if mailbox_open => match cmd {
-                Some(cmd) => conn.handle_command(Instant::now(), cmd),
-                None => mailbox_open = false,
-            },
-            changed = run_state.changed(), if !forced => {
-                let state = match changed {
-                    Ok(()) => *run_state.borrow_and_update(),
-                    Err(_) => RunState::Forced,
-                };
-                match state {
-                    RunState::Running => {}
-                    // Flush, then close with `CloseReason::Shutdown` (bounded by the linger).
-                    RunState::Draining(_) => conn.handle_shutdown(Instant::now()),
-                    // The stop deadline passed: close at once, dropping what is queued.
-                    RunState::Forced | RunState::Stopped => {
-                        forced = true;
-                        conn.handle_abort(Instant::now(), CloseReason::Shutdown);
-                    }
-                }
-            },
-            () = &mut sleep, if armed.is_some() => {
-                armed = None;
-                conn.handle_timeout(Instant::now());
-            },
-            ready = io.stream.writable(), if io.write_blocked => {
-                io.write_blocked = false;
-                if let Err(e) = ready {
-                    conn.handle_io_error(Instant::now(), e.kind());
-                }
-            },
-            ready = io.stream.readable(), if conn.wants_read() => match ready {
-                Ok(()) => {
-                    if let Some(reason) = io.read(&mut conn) {
-                        live.metrics.observe(&conn);
-                        break reason;
-                    }
-                }
-                Err(e) => conn.handle_io_error(Instant::now(), e.kind()),
-            },
-        }
-    };
-    tracing::debug!(id = %live.id, peer = %conn.peer_addr(), %reason, "connection closed");
+/// Commands are queued.
+const COMMANDS: u8 = 1;
+/// The server is stopping: flush, then close with [`CloseReason::Shutdown`].
+pub(crate) const DRAIN: u8 = 1 << 1;
+/// The stop deadline passed: close at once.
+pub(crate) const FORCE: u8 = 1 << 2;
+/// The task is gone.
+const CLOSED: u8 = 1 << 3;
+
+/// One connection's task. Follows the drain rule of [`Connection`] after every input:
+/// events, then writes until the socket would block, then the deadline.
+pub(crate) struct ConnTask<H: Handler, S> {
+    conn: Connection<H>,
+    stream: S,
+    mailbox: Arc<TaskMailbox<Outgoing<H>>>,
+    shared: Arc<Shared<H>>,
+    /// Allocated when the connection first has a deadline.
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// [`STARTED`], [`ARMED`], [`DRAINING`], [`FORCED`].
+    flags: u8,
 }
 
-struct Io {
-    stream: Stream,
-    /// The last write would have blocked: wait for writability before writing again.
-    write_blocked: bool,
-}
+/// `handle_connect` was called (on the first poll, on the task's own thread).
+const STARTED: u8 = 1 << 3;
+/// `sleep` runs until a deadline the connection asked for.
+const ARMED: u8 = 1;
+/// [`DRAIN`] was applied.
+const DRAINING: u8 = 1 << 1;
+/// [`FORCE`] was applied.
+const FORCED: u8 = 1 << 2;
 
-impl Io {
-    /// Reads until the socket would block, the connection stops wanting input, or the
-    /// per-wake-up bound; drains after every read.
-    fn read<H: Handler>(&mut self, conn: &mut Connection<H>) -> Option<CloseReason> {
-        for _ in 0..READS_PER_WAKE {
-            if !conn.wants_read() {
-                break;
-            }
-            // Read into this thread's scratch buffer and hand core only what arrived:
-            // `read_buf` windows must be zero-filled first, this copies just `n` bytes.
-            let read = SCRATCH.with_borrow_mut(|scratch| match self.stream.try_read(scratch) {
-                Ok(n) if n > 0 => {
-                    conn.handle_input(Instant::now(), &scratch[..n]);
-                    Ok(n)
-                }
-                other => other,
-            });
-            match read {
-                Ok(0) => conn.handle_eof(Instant::now()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => conn.handle_io_error(Instant::now(), e.kind()),
-            }
-            if let Some(reason) = self.drain(conn) {
-                return Some(reason);
-            }
+// Nothing in a `ConnTask` is pinned structurally (the `Sleep` is pinned in its own box), so
+// it can move freely whatever the handler's types are.
+impl<H: Handler, S> Unpin for ConnTask<H, S> {}
+
+impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
+    /// A task for `conn` (which has its handle) over `stream`; the connection must already
+    /// be in the server's directory (the task's drop removes it).
+    pub(crate) fn new(
+        conn: Connection<H>,
+        stream: S,
+        mailbox: Arc<TaskMailbox<Outgoing<H>>>,
+        shared: Arc<Shared<H>>,
+    ) -> Self {
+        Self {
+            conn,
+            stream,
+            mailbox,
+            shared,
+            sleep: None,
+            flags: 0,
         }
-        None
     }
 
-    /// Steps 1 and 2 of the drain rule: events, then vectored writes until the socket would
-    /// block or nothing is left. Returns the close reason once the connection is over.
-    fn drain<H: Handler>(&mut self, conn: &mut Connection<H>) -> Option<CloseReason> {
+    /// Serves every input that is ready; `Ready(reason)` once the connection is over. `now`
+    /// is read once per wake-up: the inputs of one wake-up are microseconds apart.
+    fn run(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<CloseReason> {
+        let mut reads = 0;
         loop {
-            while let Some(event) = conn.poll_event() {
+            if let Some(reason) = self.drain(cx, now) {
+                return Poll::Ready(reason);
+            }
+            let signal = self.mailbox.signal.load(Ordering::Acquire);
+            if signal & COMMANDS != 0 {
+                for cmd in self.mailbox.take() {
+                    self.conn.handle_command(now, cmd);
+                    if let Some(reason) = self.drain(cx, now) {
+                        return Poll::Ready(reason);
+                    }
+                }
+                continue;
+            }
+            if signal & FORCE != 0 && self.flags & FORCED == 0 {
+                self.flags |= FORCED | DRAINING;
+                self.conn.handle_abort(now, CloseReason::Shutdown);
+                continue;
+            }
+            if signal & DRAIN != 0 && self.flags & DRAINING == 0 {
+                self.flags |= DRAINING;
+                self.conn.handle_shutdown(now);
+                continue;
+            }
+            if self.poll_deadline(cx).is_ready() {
+                // A fresh time: the timer may have fired after `now` was read, and a deadline
+                // handled before it is due would be re-armed and fire again at once.
+                self.conn.handle_timeout(Instant::now());
+                continue;
+            }
+            if !self.conn.wants_read() {
+                return Poll::Pending;
+            }
+            if reads == READS_PER_WAKE {
+                // Let the other tasks run; come back at once.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            match self.poll_read(cx, now) {
+                Poll::Ready(()) => reads += 1,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Arms the timer for an earlier deadline (a later one is picked up when the armed one
+    /// fires: `handle_timeout` is harmless early) and polls it.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(at) = self.conn.poll_timeout() {
+            let armed = self.flags & ARMED != 0;
+            match &mut self.sleep {
+                Some(sleep) if armed && sleep.deadline().into_std() <= at => {}
+                Some(sleep) => sleep.as_mut().reset(at.into()),
+                None => self.sleep = Some(Box::pin(sleep_until(at.into()))),
+            }
+            self.flags |= ARMED;
+        }
+        match &mut self.sleep {
+            Some(sleep) if self.flags & ARMED != 0 => {
+                let fired = sleep.as_mut().poll(cx);
+                if fired.is_ready() {
+                    self.flags &= !ARMED;
+                }
+                fired
+            }
+            _ => Poll::Pending,
+        }
+    }
+
+    /// One read into this thread's scratch buffer; `Pending` once the socket has nothing.
+    fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
+        let Self { conn, stream, .. } = self;
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut buf = ReadBuf::new(scratch);
+            match stream.poll_read_into(cx, &mut buf) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    conn.handle_eof(now);
+                    Poll::Ready(())
+                }
+                Poll::Ready(Ok(())) => {
+                    // Only what arrived is copied; the scratch buffer is never zeroed again.
+                    conn.handle_input(now, buf.filled());
+                    Poll::Ready(())
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Poll::Ready(()),
+                Poll::Ready(Err(e)) => {
+                    conn.handle_io_error(now, e.kind());
+                    Poll::Ready(())
+                }
+            }
+        })
+    }
+
+    /// Steps 1 and 2 of the drain rule: events, then writes until the socket would block
+    /// (its writability is then registered with `cx`) or nothing is left. Returns the close
+    /// reason once the connection is over.
+    fn drain(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<CloseReason> {
+        loop {
+            while let Some(event) = self.conn.poll_event() {
                 match event {
                     Event::ShutdownWrite => {
                         if let Err(e) = self.stream.shutdown_write() {
-                            conn.handle_io_error(Instant::now(), e.kind());
+                            self.conn.handle_io_error(now, e.kind());
                         }
                     }
                     Event::Closed(reason) => return Some(reason),
                     _ => {}
                 }
             }
-            if self.write_blocked {
+            if !self.conn.wants_write() {
                 return None;
+            }
+            match self.stream.poll_write_ready(cx) {
+                Poll::Pending => return None,
+                Poll::Ready(Err(e)) => {
+                    self.conn.handle_io_error(now, e.kind());
+                    continue;
+                }
+                Poll::Ready(Ok(())) => {}
             }
             let written = {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let n = conn.poll_transmit(&mut iov);
-                if n == 0 {
-                    return None;
-                }
-                self.stream.try_write_vectored(&iov[..n])
+                let n = self.conn.poll_transmit(&mut iov);
+                self.stream.try_send(&iov[..n])
             };
             match written {
-                Ok(0) => conn.handle_io_error(Instant::now(), io::ErrorKind::WriteZero),
-                Ok(n) => conn.handle_written(Instant::now(), n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_blocked = true,
+                Ok(0) => self.conn.handle_io_error(now, io::ErrorKind::WriteZero),
+                Ok(n) => self.conn.handle_written(now, n),
+                // Readiness was cleared: the next `poll_write_ready` registers the waker.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => conn.handle_io_error(Instant::now(), e.kind()),
+                Err(e) => self.conn.handle_io_error(now, e.kind()),
             }
         }
     }
 }
 
-/// Reads per readiness wake-up before other branches get a turn (quinn's `IO_LOOP_BOUND`).
+impl<H: Handler, S: ConnSocket> Future for ConnTask<H, S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Registered before looking at the mailbox: no wake-up is lost in between.
+        this.mailbox.waker.register(cx.waker());
+        let before = Snapshot::of(&this.conn);
+        let now = Instant::now();
+        if this.flags & STARTED == 0 {
+            this.flags |= STARTED;
+            this.conn.handle_connect(now);
+        }
+        let result = this.run(cx, now);
+        this.shared.metrics.observe(&before, &this.conn);
+        match result {
+            Poll::Ready(reason) => {
+                tracing::debug!(id = %this.mailbox.id(), peer = %this.conn.peer_addr(), %reason, "connection closed");
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<H: Handler, S> Drop for ConnTask<H, S> {
+    /// Takes the connection off the server's books however the task ends (closed, panicked,
+    /// or dropped with the runtime).
+    fn drop(&mut self) {
+        self.mailbox.close();
+        self.shared.metrics.closed(&self.conn);
+        self.shared.forget(self.mailbox.id());
+    }
+}
+
+/// Reads per wake-up before other tasks get a turn (quinn's `IO_LOOP_BOUND`).
 const READS_PER_WAKE: usize = 32;
 /// Slices per vectored write.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 32;
 
 thread_local! {
     /// One read buffer per thread, shared by every connection that thread drives: an idle

@@ -36,13 +36,16 @@
 //!
 //! # One connection's task
 //!
-//! Each connection runs in one task that selects over its mailbox (commands from
-//! [`ConnHandle`](gale_core::ConnHandle)s, an unbounded channel), the server's stop signal,
-//! one `Sleep` re-armed only when [`Connection::poll_timeout`](gale_core::Connection::poll_timeout)
-//! changes, writability (only after a write would have blocked) and readability (only while
-//! the connection [`wants_read`](gale_core::Connection::wants_read): that is the
-//! backpressure). Reads go straight into the connection's buffer with `try_read`, writes are
-//! vectored with `try_write_vectored`, and the drain rule runs after every input.
+//! Each connection runs in one task, a hand-written future that looks, in this order, at its
+//! mailbox (commands from [`ConnHandle`](gale_core::ConnHandle)s and the server's stop
+//! signal), one `Sleep` (boxed once the connection has a deadline, re-armed only for an
+//! earlier one), writability and readability (only while the connection
+//! [`wants_read`](gale_core::Connection::wants_read): that is the backpressure). Reads go
+//! into a per-thread scratch buffer through `poll_read`, so a short read clears tokio's
+//! readiness and no read is spent to see `WouldBlock`; only what arrived is copied into the
+//! connection. Writes are `send`/`sendmsg`, and the drain rule runs after every input. An
+//! idle connection costs a 384-byte task cell, an 88-byte mailbox and tokio's 256-byte I/O
+//! registration: about 1 KiB in all with the allocator's alignment padding.
 //!
 //! # Long work
 //!

@@ -2,12 +2,16 @@
 
 use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::AsFd;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use gale_core::PeerAddr;
 use gale_core::server::ServerConfig;
 use socket2::{Domain, SockRef, Socket, Type};
+use tokio::io::{AsyncRead, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 #[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
@@ -79,46 +83,59 @@ pub(crate) enum Stream {
     Unix(UnixStream),
 }
 
-impl Stream {
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.readable().await,
-            #[cfg(unix)]
-            Self::Unix(s) => s.readable().await,
-        }
-    }
+/// What a connection's task needs from its socket. Implemented by [`TcpStream`] and
+/// `UnixStream`; the task is generic over it, so it holds the socket without an enum tag.
+pub(crate) trait ConnSocket: AsyncRead + AsFd + Unpin + Send + Sized + 'static {
+    /// Ready once the socket may take bytes; otherwise registers `cx`.
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    pub(crate) async fn writable(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.writable().await,
-            #[cfg(unix)]
-            Self::Unix(s) => s.writable().await,
-        }
-    }
+    /// Writes `bufs` with one socket call, `send` for one slice and `sendmsg` for several:
+    /// socket calls skip the VFS layer that `write`/`writev` go through. `WouldBlock`
+    /// clears the readiness.
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.try_read(buf),
-            #[cfg(unix)]
-            Self::Unix(s) => s.try_read(buf),
-        }
-    }
-
-    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.try_write_vectored(bufs),
-            #[cfg(unix)]
-            Self::Unix(s) => s.try_write_vectored(bufs),
-        }
+    /// Reads what is there into `buf`, or registers `cx` for readability. A short read
+    /// clears tokio's readiness, so no read is spent to see `WouldBlock`.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(self).poll_read(cx, buf)
     }
 
     /// Sends FIN; reading goes on.
-    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => SockRef::from(s).shutdown(Shutdown::Write),
-            #[cfg(unix)]
-            Self::Unix(s) => SockRef::from(s).shutdown(Shutdown::Write),
+    fn shutdown_write(&self) -> io::Result<()> {
+        SockRef::from(self).shutdown(Shutdown::Write)
+    }
+}
+
+impl ConnSocket for TcpStream {
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_write_ready(self, cx)
+    }
+
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match bufs {
+            // tokio's TcpStream::try_write is mio's, which is std's `send(MSG_NOSIGNAL)`.
+            [one] => self.try_write(one),
+            _ => self.try_io(Interest::WRITABLE, || {
+                SockRef::from(self).send_vectored(bufs)
+            }),
         }
+    }
+}
+
+#[cfg(unix)]
+impl ConnSocket for UnixStream {
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Self::poll_write_ready(self, cx)
+    }
+
+    fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.try_io(Interest::WRITABLE, || {
+            SockRef::from(self).send_vectored(bufs)
+        })
     }
 }
 

@@ -4,19 +4,19 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use gale_core::server::{Registry, ServerConfig};
-use gale_core::{ConnHandle, ConnId, Connection, Handler, Outgoing, PeerAddr};
-use tokio::sync::{mpsc, watch};
+use gale_core::server::{Directory, Registry, ServerConfig};
+use gale_core::{ConnConfig, ConnHandle, ConnId, Connection, Handler, Mailbox, Outgoing, PeerAddr};
+use slab::Slab;
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout, timeout_at};
 
-use crate::conn::{Live, TaskMailbox, drive};
+use crate::conn::{ConnTask, DRAIN, FORCE, TaskMailbox};
 use crate::net::{Listener, Stream};
-use crate::stats::ConnMetrics;
+use crate::stats::Metrics;
 
 /// Serves `listener` with `handler` on the current tokio runtime (current-thread or
 /// multi-thread): one task per connection, spawned with [`tokio::spawn`].
@@ -68,12 +68,15 @@ pub struct ServeHandle<H: Handler> {
 impl<H: Handler> Serve<H> {
     pub(crate) fn new(listener: Listener, handler: Arc<H>, config: ServerConfig) -> Self {
         let (jobs_tx, jobs) = mpsc::unbounded_channel();
+        let conns = Arc::new(Conns::default());
         let shared = Arc::new(Shared {
             handler,
             local_addr: listener.local_addr(),
+            conn_config: Arc::new(config.conn().clone()),
             config,
-            registry: Registry::new(),
-            next_id: AtomicU64::new(1),
+            registry: Registry::from_directory(conns.clone()),
+            conns,
+            metrics: Metrics::new(),
             run_state: watch::Sender::new(RunState::Running),
             jobs: jobs_tx,
         });
@@ -101,7 +104,6 @@ impl<H: Handler> Serve<H> {
             mut jobs,
         } = self;
         let mut run_state = shared.run_state.subscribe();
-        let (wait_tx, mut wait_rx) = mpsc::channel::<()>(1);
         let mut timers = JoinSet::new();
         tracing::info!(addr = ?shared.local_addr, "gale-tokio server running");
         while *run_state.borrow_and_update() == RunState::Running {
@@ -112,26 +114,30 @@ impl<H: Handler> Serve<H> {
                 }
                 Some(_) = timers.join_next(), if !timers.is_empty() => {}
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => shared.admit(stream, peer, &wait_tx),
+                    Ok((stream, peer)) => shared.admit(stream, peer),
                     Err(e) => accept_failed(e).await,
                 },
             }
         }
         drop(listener);
         timers.abort_all();
-        drop(wait_tx);
         let deadline = match *run_state.borrow() {
             RunState::Draining(at) => at,
             _ => Instant::now(),
         };
-        if timeout_at(deadline.into(), wait_rx.recv()).await.is_err() {
+        shared.conns.signal(DRAIN);
+        if timeout_at(deadline.into(), shared.conns.drained())
+            .await
+            .is_err()
+        {
             tracing::warn!(
-                open = shared.registry.len(),
+                open = shared.conns.len(),
                 "stop timeout: closing the remaining connections"
             );
             shared.run_state.send_replace(RunState::Forced);
-            // Each task closes at once on `Forced`; this only bounds a wedged handler.
-            let _ = timeout(FORCE_GRACE, wait_rx.recv()).await;
+            shared.conns.signal(FORCE);
+            // Each task closes at once on `FORCE`; this only bounds a wedged handler.
+            let _ = timeout(FORCE_GRACE, shared.conns.drained()).await;
         }
         shared.run_state.send_replace(RunState::Stopped);
         tracing::info!(addr = ?shared.local_addr, "gale-tokio server stopped");
@@ -155,7 +161,7 @@ impl<H: Handler> ServeHandle<H> {
 
     /// Connections open now.
     pub fn connection_count(&self) -> usize {
-        self.shared.registry.len()
+        self.shared.conns.len()
     }
 
     /// The live connections, to reach or broadcast to from any thread.
@@ -212,12 +218,13 @@ impl<H: Handler> std::fmt::Debug for ServeHandle<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeHandle")
             .field("local_addr", &self.shared.local_addr)
-            .field("connections", &self.shared.registry.len())
+            .field("connections", &self.shared.conns.len())
             .finish_non_exhaustive()
     }
 }
 
-/// Where a server is in its life; connection tasks watch it.
+/// Where a server is in its life; the acceptor and `stopped` watch it (connections get
+/// [`DRAIN`] and [`FORCE`] through their mailboxes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RunState {
     Running,
@@ -232,9 +239,13 @@ pub(crate) enum RunState {
 pub(crate) struct Shared<H: Handler> {
     handler: Arc<H>,
     config: ServerConfig,
+    /// `config.conn()`, shared by every connection.
+    conn_config: Arc<ConnConfig>,
     local_addr: Option<SocketAddr>,
+    /// A view of `conns`.
     pub(crate) registry: Registry<Outgoing<H>>,
-    next_id: AtomicU64,
+    conns: Arc<Conns<Outgoing<H>>>,
+    pub(crate) metrics: Metrics,
     run_state: watch::Sender<RunState>,
     jobs: mpsc::UnboundedSender<Job>,
 }
@@ -242,33 +253,146 @@ pub(crate) struct Shared<H: Handler> {
 impl<H: Handler> Shared<H> {
     /// Starts a task for an accepted connection, or closes it at once when the server is
     /// full (it never reaches the handler).
-    fn admit(self: &Arc<Self>, stream: Stream, peer: PeerAddr, wait: &mpsc::Sender<()>) {
-        if !self.config.admits(self.registry.len()) {
-            ConnMetrics::refused();
+    fn admit(self: &Arc<Self>, stream: Stream, peer: PeerAddr) {
+        if !self.config.admits(self.conns.len()) {
+            self.metrics.refused();
             tracing::debug!(%peer, "connection refused: max_connections reached");
             return;
         }
-        let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = mpsc::unbounded_channel();
-        let handle = ConnHandle::new(id, Arc::new(TaskMailbox(tx)));
-        self.registry.insert(handle.clone());
+        let mailbox = self.conns.insert();
+        let id = mailbox.id();
         tracing::debug!(%id, %peer, "connection accepted");
-        let now = Instant::now();
         let mut conn = Connection::new(
             Arc::clone(&self.handler),
-            self.config.conn().clone(),
+            Arc::clone(&self.conn_config),
             peer,
-            now,
+            Instant::now(),
         );
-        conn.set_handle(handle);
-        let live = Live {
-            shared: Arc::clone(self),
-            id,
-            metrics: ConnMetrics::accepted(),
-            _wait: wait.clone(),
+        conn.set_handle(ConnHandle::new(id, mailbox.clone()));
+        self.metrics.accepted();
+        let shared = Arc::clone(self);
+        match stream {
+            Stream::Tcp(s) => tokio::spawn(ConnTask::new(conn, s, mailbox, shared)),
+            #[cfg(unix)]
+            Stream::Unix(s) => tokio::spawn(ConnTask::new(conn, s, mailbox, shared)),
         };
-        tokio::spawn(drive(conn, stream, rx, self.run_state.subscribe(), live));
     }
+
+    /// A connection's task ended: forget it.
+    pub(crate) fn forget(&self, id: ConnId) {
+        self.conns.remove(id);
+    }
+}
+
+/// The open connections' mailboxes, by slab key: the server's [`Registry`] (one slab slot
+/// per connection, no second map) and how a stop reaches every task.
+pub(crate) struct Conns<O: 'static> {
+    slab: Mutex<Table<O>>,
+    /// Notified when the last connection is removed.
+    empty: Notify,
+}
+
+struct Table<O: 'static> {
+    mailboxes: Slab<Arc<TaskMailbox<O>>>,
+    /// Bumped for every connection, so that a reused slab key makes a new id.
+    generation: u32,
+}
+
+impl<O: 'static> Default for Conns<O> {
+    fn default() -> Self {
+        Self {
+            slab: Mutex::new(Table {
+                mailboxes: Slab::new(),
+                generation: 0,
+            }),
+            empty: Notify::new(),
+        }
+    }
+}
+
+impl<O: Send + 'static> Conns<O> {
+    /// A mailbox for a new connection, with its new id (generation << 32 | slab key).
+    fn insert(&self) -> Arc<TaskMailbox<O>> {
+        let mut table = self.lock();
+        table.generation = table.generation.wrapping_add(1);
+        let generation = table.generation;
+        let entry = table.mailboxes.vacant_entry();
+        let id = ConnId((u64::from(generation) << 32) | entry.key() as u64);
+        let mailbox = Arc::new(TaskMailbox::new(id));
+        entry.insert(Arc::clone(&mailbox));
+        mailbox
+    }
+
+    fn remove(&self, id: ConnId) {
+        let mut table = self.lock();
+        let key = key_of(id);
+        if table.mailboxes.get(key).is_some_and(|m| m.id() == id) {
+            table.mailboxes.remove(key);
+        }
+        if table.mailboxes.is_empty() {
+            self.empty.notify_waiters();
+        }
+    }
+
+    /// Sends a stop signal ([`DRAIN`] or [`FORCE`]) to every connection.
+    fn signal(&self, how: u8) {
+        for mailbox in self.snapshot() {
+            mailbox.stop(how);
+        }
+    }
+
+    /// Resolves once no connection is left.
+    async fn drained(&self) {
+        loop {
+            let empty = self.empty.notified();
+            tokio::pin!(empty);
+            empty.as_mut().enable();
+            if self.lock().mailboxes.is_empty() {
+                return;
+            }
+            empty.await;
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Arc<TaskMailbox<O>>> {
+        self.lock()
+            .mailboxes
+            .iter()
+            .map(|(_, m)| Arc::clone(m))
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table<O>> {
+        // Every critical section is one slab operation: a panic cannot leave it half-done.
+        self.slab.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<O: Send + 'static> Directory<O> for Conns<O> {
+    fn len(&self) -> usize {
+        self.lock().mailboxes.len()
+    }
+
+    fn get(&self, id: ConnId) -> Option<ConnHandle<O>> {
+        let table = self.lock();
+        let mailbox = table.mailboxes.get(key_of(id)).filter(|m| m.id() == id)?;
+        Some(ConnHandle::new(
+            id,
+            Arc::clone(mailbox) as Arc<dyn Mailbox<O>>,
+        ))
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(ConnHandle<O>)) {
+        // Not under the lock: `f` may send to the handle.
+        for mailbox in self.snapshot() {
+            f(ConnHandle::new(mailbox.id(), mailbox));
+        }
+    }
+}
+
+/// The slab key of an id made by [`Conns::insert`].
+fn key_of(id: ConnId) -> usize {
+    (id.0 & u64::from(u32::MAX)) as usize
 }
 
 /// A `run_after` / `run_every` request, started as a task by the acceptor.

@@ -20,18 +20,23 @@ use bytes::BytesMut;
 #[derive(Debug)]
 pub struct RecvBuf {
     buf: BytesMut,
-    read_chunk: usize,
-    /// Length before the outstanding window was handed out, if one is.
-    window_base: Option<usize>,
+    /// The first window's size (at most `u32::MAX`; every connection holds one of these, so
+    /// the fields are kept small).
+    read_chunk: u32,
+    /// Length of the outstanding window at the end of `buf`, 0 when none is out (a window
+    /// is never empty).
+    window: u32,
 }
 
 impl RecvBuf {
     /// Creates an empty buffer that will hand out windows of `read_chunk` bytes (at least 64).
     pub fn new(read_chunk: usize) -> Self {
+        let read_chunk = read_chunk.clamp(MIN_CHUNK, u32::MAX as usize);
         Self {
             buf: BytesMut::new(),
-            read_chunk: read_chunk.max(MIN_CHUNK),
-            window_base: None,
+            // Cannot truncate: clamped above.
+            read_chunk: read_chunk as u32,
+            window: 0,
         }
     }
 
@@ -44,28 +49,27 @@ impl RecvBuf {
     pub fn read_buf(&mut self, frame_hint: Option<usize>) -> &mut [u8] {
         self.cancel_window();
         let len = self.buf.len();
+        let chunk = self.read_chunk();
         let want = match frame_hint {
-            Some(total) if total > len => (total - len).max(self.read_chunk),
-            _ if self.buf.capacity() - len >= self.read_chunk => self.buf.capacity() - len,
+            Some(total) if total > len => (total - len).max(chunk),
+            _ if self.buf.capacity() - len >= chunk => self.buf.capacity() - len,
             // Double, starting at read_chunk.
-            _ => len.max(self.read_chunk),
+            _ => len.max(chunk),
         };
         self.buf.reserve(want);
-        let window = (self.buf.capacity() - len).min(MAX_WINDOW.max(self.read_chunk));
+        // At most max(MAX_WINDOW, read_chunk), which fits in a u32.
+        let window = (self.buf.capacity() - len).min(MAX_WINDOW.max(chunk));
         self.buf.resize(len + window, 0);
-        self.window_base = Some(len);
+        self.window = u32::try_from(window).unwrap_or(u32::MAX);
         &mut self.buf[len..]
     }
 
     /// Records that `n` bytes were read into the window returned by
     /// [`read_buf`](Self::read_buf). `n` larger than the window is clamped.
     pub fn handle_read(&mut self, n: usize) {
-        let Some(base) = self.window_base.take() else {
-            return;
-        };
-        let window = self.buf.len() - base;
-        let n = n.min(window);
-        self.buf.truncate(base + n);
+        let window = std::mem::take(&mut self.window) as usize;
+        let base = self.buf.len() - window;
+        self.buf.truncate(base + n.min(window));
     }
 
     /// Reserves room for `incoming` more bytes, or for the whole frame in progress when
@@ -81,9 +85,31 @@ impl RecvBuf {
     }
 
     /// Appends bytes by copying them (for embedders that already hold the input in a slice).
+    ///
+    /// Into an empty buffer with no capacity, the bytes go into an allocation of exactly
+    /// their size, so a decoder that takes them all (raw bytes) hands them on without
+    /// another allocation.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
         self.cancel_window();
-        self.buf.extend_from_slice(data);
+        if self.buf.capacity() == 0 {
+            self.buf = BytesMut::from(data);
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+    }
+
+    /// Appends `data` as [`extend_from_slice`](Self::extend_from_slice) does, reserving
+    /// first for the whole frame in progress when `frame_hint` (its total size) says it is
+    /// larger, so the buffer grows once per frame.
+    pub(crate) fn append(&mut self, frame_hint: Option<usize>, data: &[u8]) {
+        self.cancel_window();
+        let len = self.buf.len();
+        if let Some(total) = frame_hint
+            && total > len + data.len()
+        {
+            self.buf.reserve(total - len);
+        }
+        self.extend_from_slice(data);
     }
 
     /// The buffered bytes, for decoders to consume from the front.
@@ -94,7 +120,7 @@ impl RecvBuf {
 
     /// Number of buffered, not yet consumed bytes.
     pub fn len(&self) -> usize {
-        self.window_base.unwrap_or(self.buf.len())
+        self.buf.len() - self.window as usize
     }
 
     /// Whether no bytes are buffered.
@@ -109,24 +135,31 @@ impl RecvBuf {
 
     /// Gives memory back after decoding: frees an empty buffer and shrinks a large buffer that
     /// is mostly empty.
+    ///
+    /// An empty buffer is replaced even when it reports no capacity: after a decoder split
+    /// everything off, it may still share (and keep alive) the allocation those bytes live in.
     pub fn release(&mut self) {
         self.cancel_window();
         let len = self.buf.len();
         let cap = self.buf.capacity();
+        let chunk = self.read_chunk();
         if len == 0 {
-            if cap > 0 {
-                self.buf = BytesMut::new();
-            }
-        } else if cap > SHRINK_ABOVE && cap / 4 > len.max(self.read_chunk) {
-            let mut smaller = BytesMut::with_capacity(len.max(self.read_chunk));
+            self.buf = BytesMut::new();
+        } else if cap > SHRINK_ABOVE && cap / 4 > len.max(chunk) {
+            let mut smaller = BytesMut::with_capacity(len.max(chunk));
             smaller.extend_from_slice(&self.buf);
             self.buf = smaller;
         }
     }
 
+    fn read_chunk(&self) -> usize {
+        self.read_chunk as usize
+    }
+
     fn cancel_window(&mut self) {
-        if let Some(base) = self.window_base.take() {
-            self.buf.truncate(base);
+        let window = std::mem::take(&mut self.window) as usize;
+        if window > 0 {
+            self.buf.truncate(self.buf.len() - window);
         }
     }
 }

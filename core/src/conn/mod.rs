@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use self::inner::{Phase, Timer, WriteSide};
-use crate::handler::{Command, ConnHandle, Context, Handler, SendError};
+use self::inner::{Cold, Phase, WriteSide};
+use crate::handler::{Command, ConnHandle, ConnId, Context, Handler, SendError};
 use crate::protocol::{CloseReason, Protocol, ProtocolCx};
 
 /// The message type a handler sends: its protocol's `Outgoing`.
@@ -158,12 +158,24 @@ impl fmt::Display for PeerAddr {
 impl<H: Handler> Connection<H> {
     /// A new connection to `peer`, with a protocol from [`Handler::protocol`] and default
     /// state. Nothing runs until [`handle_connect`](Self::handle_connect).
-    pub fn new(handler: Arc<H>, config: ConnConfig, peer: PeerAddr, now: Instant) -> Self {
+    ///
+    /// `config` is a [`ConnConfig`] or an `Arc<ConnConfig>`; drivers share one `Arc` among
+    /// all their connections, so that each connection holds a pointer, not a copy.
+    ///
+    /// The connection keeps no clock of its own: every input brings its `now`, and deadlines
+    /// start counting at [`handle_connect`](Self::handle_connect). `_now` (the time of the
+    /// accept) is not needed today and is kept for API stability.
+    pub fn new(
+        handler: Arc<H>,
+        config: impl Into<Arc<ConnConfig>>,
+        peer: PeerAddr,
+        _now: Instant,
+    ) -> Self {
         let protocol = handler.protocol();
         Self {
             handler,
             protocol,
-            core: Core::new(H::State::default(), config, peer, now),
+            core: Core::new(H::State::default(), config.into(), peer),
         }
     }
 
@@ -177,12 +189,11 @@ impl<H: Handler> Connection<H> {
     /// [`Protocol::handle_connect`] (a WebSocket handshake timeout starts here), then
     /// [`Handler::on_connect`]. Other inputs call it first if the driver did not.
     pub fn handle_connect(&mut self, now: Instant) {
-        self.core.tick(now);
         if self.core.phase != Phase::New {
             return;
         }
         self.core.phase = Phase::Open;
-        self.core.activity();
+        self.core.activity(now);
         let mut close = false;
         self.protocol.handle_connect(
             &mut ProtocolCx::new(now, &mut self.core.send, &mut close),
@@ -194,8 +205,9 @@ impl<H: Handler> Connection<H> {
         self.handler.on_connect(&mut Context {
             core: &mut self.core,
             protocol: &mut self.protocol,
+            now,
         });
-        self.settle();
+        self.settle(now);
     }
 
     /// A window of the receive buffer to read into; follow with
@@ -219,7 +231,7 @@ impl<H: Handler> Connection<H> {
     pub fn handle_read(&mut self, now: Instant, n: usize) {
         self.begin_input(now);
         self.core.recv.handle_read(n);
-        self.after_read(n);
+        self.after_read(now, n);
     }
 
     /// Bytes arrived in a slice of the caller's; only those bytes are copied into the
@@ -232,9 +244,8 @@ impl<H: Handler> Connection<H> {
         self.begin_input(now);
         if self.core.phase == Phase::Open && !self.core.eof {
             let hint = self.protocol.frame_size_hint(self.core.recv.bytes_mut());
-            self.core.recv.reserve_for(hint, data.len());
-            self.core.recv.extend_from_slice(data);
-            self.after_read(data.len());
+            self.core.recv.append(hint, data);
+            self.after_read(now, data.len());
         }
     }
 
@@ -246,14 +257,14 @@ impl<H: Handler> Connection<H> {
     pub fn handle_eof(&mut self, now: Instant) {
         self.begin_input(now);
         self.core.eof = true;
-        self.settle();
+        self.settle(now);
     }
 
     /// A socket operation failed with `kind` (reset, broken pipe, …): the connection closes
     /// at once, dropping what is queued.
     pub fn handle_io_error(&mut self, now: Instant, kind: std::io::ErrorKind) {
         self.begin_input(now);
-        self.finish(CloseReason::Io(kind));
+        self.finish(now, CloseReason::Io(kind));
     }
 
     /// Ends the connection at once with `reason`, dropping what is queued; `on_close` runs
@@ -261,7 +272,7 @@ impl<H: Handler> Connection<H> {
     /// deadline passes ([`CloseReason::Shutdown`]).
     pub fn handle_abort(&mut self, now: Instant, reason: CloseReason) {
         self.begin_input(now);
-        self.finish(reason);
+        self.finish(now, reason);
     }
 
     /// The socket accepted `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered.
@@ -270,29 +281,28 @@ impl<H: Handler> Connection<H> {
         self.core.send.advance(n);
         if n > 0 {
             self.core.stats.bytes_written += n as u64;
-            self.core.activity();
+            self.core.activity(now);
         }
         if self.core.above_high && self.core.send.len() <= self.core.config.low_watermark() {
             self.core.above_high = false;
             self.core.writable_pending = true;
         }
-        self.settle();
+        self.settle(now);
     }
 
     /// Time passed: fires every deadline at or before `now` (idle timeout, close linger, user
     /// timers, the protocol's timers). Harmless when nothing is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.begin_input(now);
-        let now = self.core.now;
-        if self.core.deadlines[Timer::Linger as usize].is_some_and(|t| t <= now) {
-            if let Phase::Closing(reason) = &self.core.phase {
-                let reason = reason.clone();
-                self.finish(reason);
-            }
+        let due = self.core.deadline.is_some_and(|t| t <= now);
+        if due && self.core.phase == Phase::Closing {
+            // The close linger passed: give up flushing.
+            let reason = self.core.take_reason();
+            self.finish(now, reason);
             return;
         }
-        if self.core.deadlines[Timer::Idle as usize].is_some_and(|t| t <= now) {
-            self.core.deadlines[Timer::Idle as usize] = None;
+        if due && self.core.phase == Phase::Open {
+            self.core.deadline = None;
             self.core.request_close(CloseReason::IdleTimeout);
         }
         while let Some(timer) = self.core.pop_due_user_timer(now) {
@@ -303,6 +313,7 @@ impl<H: Handler> Connection<H> {
                 &mut Context {
                     core: &mut self.core,
                     protocol: &mut self.protocol,
+                    now,
                 },
                 timer,
             );
@@ -320,7 +331,7 @@ impl<H: Handler> Connection<H> {
             }
             self.core.check_high_watermark();
         }
-        self.settle();
+        self.settle(now);
     }
 
     /// Applies a command from a [`ConnHandle`] (or from the driver itself, for example a
@@ -330,16 +341,18 @@ impl<H: Handler> Connection<H> {
     pub fn handle_command(&mut self, now: Instant, cmd: Command<Outgoing<H>>) {
         self.begin_input(now);
         match cmd {
-            Command::Send(msg) => match self.core.send_message(&mut self.protocol, msg) {
+            Command::Send(msg) => match self.core.send_message(now, &mut self.protocol, msg) {
                 Ok(()) | Err(SendError::Closed) => {}
                 // The peer is not reading: flushing would only wait for the linger timeout.
-                Err(SendError::BufferFull { .. }) => self.finish(CloseReason::SendBufferFull),
+                Err(SendError::BufferFull { .. }) => {
+                    self.finish(now, CloseReason::SendBufferFull);
+                }
                 Err(SendError::Encode(e)) => self.core.request_close(CloseReason::Protocol(e)),
             },
             Command::Close => self.core.request_close(CloseReason::Local),
             Command::ShutdownWrite => self.core.request_shutdown_write(),
         }
-        self.settle();
+        self.settle(now);
     }
 
     /// Closes the connection because the server is stopping: queued bytes are flushed
@@ -347,13 +360,21 @@ impl<H: Handler> Connection<H> {
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.begin_input(now);
         self.core.request_close(CloseReason::Shutdown);
-        self.settle();
+        self.settle(now);
     }
 
     /// The next thing the driver must act on. See the drain rule.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.core.events.pop_front()
+        if self.core.shutdown_event {
+            self.core.shutdown_event = false;
+            return Some(Event::ShutdownWrite);
+        }
+        if self.core.closed_event {
+            self.core.closed_event = false;
+            return Some(Event::Closed(self.core.take_reason()));
+        }
+        None
     }
 
     /// Fills `dst` with the bytes to write next, as slices for a vectored write, and returns
@@ -383,7 +404,7 @@ impl<H: Handler> Connection<H> {
     /// Whether the driver should read from the socket now.
     pub fn wants_read(&self) -> bool {
         self.core.phase == Phase::Open
-            && self.core.pending_close.is_none()
+            && !self.core.has_reason()
             && !self.core.eof
             && !self.core.above_high
             && self.core.recv.len() < self.core.config.max_recv_buffer()
@@ -426,6 +447,11 @@ impl<H: Handler> Connection<H> {
         &self.core.peer
     }
 
+    /// The id of the handle given with [`set_handle`](Self::set_handle), if any.
+    pub fn id(&self) -> Option<ConnId> {
+        self.core.handle.as_ref().map(ConnHandle::id)
+    }
+
     /// The connection's typed state.
     pub fn state(&mut self) -> &mut H::State {
         &mut self.core.state
@@ -442,31 +468,27 @@ impl<H: Handler> Connection<H> {
     }
 
     fn begin_input(&mut self, now: Instant) {
-        self.core.tick(now);
         if self.core.phase == Phase::New {
             self.handle_connect(now);
         }
     }
 
-    fn after_read(&mut self, n: usize) {
+    fn after_read(&mut self, now: Instant, n: usize) {
         if n > 0 {
             self.core.stats.bytes_read += n as u64;
-            self.core.activity();
+            self.core.activity(now);
         }
-        self.decode_input();
-        self.settle();
+        self.decode_input(now);
+        self.settle(now);
     }
 
     /// Decodes and delivers buffered messages while the connection is open and not under
     /// backpressure.
-    fn decode_input(&mut self) {
-        while self.core.phase == Phase::Open
-            && self.core.pending_close.is_none()
-            && !self.core.above_high
-        {
+    fn decode_input(&mut self, now: Instant) {
+        while self.core.phase == Phase::Open && !self.core.has_reason() && !self.core.above_high {
             let core = &mut self.core;
             let mut close = false;
-            let mut cx = ProtocolCx::new(core.now, &mut core.send, &mut close);
+            let mut cx = ProtocolCx::new(now, &mut core.send, &mut close);
             let src = core.recv.bytes_mut();
             let decoded = if core.eof {
                 self.protocol.decode_eof(&mut cx, src)
@@ -484,6 +506,7 @@ impl<H: Handler> Connection<H> {
                         &mut Context {
                             core: &mut self.core,
                             protocol: &mut self.protocol,
+                            now,
                         },
                         msg,
                     );
@@ -503,88 +526,97 @@ impl<H: Handler> Connection<H> {
 
     /// Applies what callbacks requested and advances the close / shutdown state until
     /// nothing changes.
-    fn settle(&mut self) {
+    fn settle(&mut self, now: Instant) {
         loop {
-            if let Some(reason) = self.core.pending_close.take() {
-                self.begin_close(reason);
+            if self.core.close_pending() {
+                self.begin_close(now);
             }
             if self.core.writable_pending && self.core.phase == Phase::Open {
                 self.core.writable_pending = false;
                 self.handler.on_writable(&mut Context {
                     core: &mut self.core,
                     protocol: &mut self.protocol,
+                    now,
                 });
-                self.decode_input();
+                self.decode_input(now);
                 continue;
             }
             if self.core.eof
                 && self.core.phase == Phase::Open
-                && self.core.pending_close.is_none()
+                && !self.core.has_reason()
                 && !self.core.above_high
             {
-                self.decode_input();
-                if self.core.pending_close.is_some() {
+                self.decode_input(now);
+                if self.core.has_reason() {
                     continue;
                 }
                 // Replies the protocol still owes keep the connection open (every input
                 // comes back here); the protocol bounds the wait with a deadline of its own.
                 if !self.core.above_high && self.protocol.is_idle() {
-                    self.core.pending_close = Some(CloseReason::PeerClosed);
+                    self.core.request_close(CloseReason::PeerClosed);
                     continue;
                 }
             }
-            if self.core.write == WriteSide::ShutdownRequested && self.core.send.is_empty() {
+            if self.core.write == WriteSide::ShutdownRequested
+                && self.core.send.is_empty()
+                && self.core.phase != Phase::Closed
+            {
                 self.core.write = WriteSide::Shutdown;
-                self.core.events.push_back(Event::ShutdownWrite);
+                self.core.shutdown_event = true;
             }
-            if let Phase::Closing(reason) = &self.core.phase
+            if self.core.phase == Phase::Closing
                 && (self.core.send.is_empty() || self.core.write == WriteSide::Shutdown)
             {
-                let reason = reason.clone();
-                self.finish(reason);
+                let reason = self.core.take_reason();
+                self.finish(now, reason);
             }
-            if self.core.pending_close.is_none() {
+            if !self.core.close_pending() {
                 break;
             }
         }
     }
 
-    fn begin_close(&mut self, reason: CloseReason) {
-        if !self.core.is_open() {
+    /// Applies the close a callback requested (`close_pending`): the protocol may queue a
+    /// goodbye, then queued bytes are flushed within the close linger.
+    fn begin_close(&mut self, now: Instant) {
+        let core = &mut self.core;
+        let Some(reason) = core.cold.as_ref().and_then(|c| c.reason.as_ref()) else {
             return;
-        }
+        };
         let mut close = false;
         self.protocol.handle_close(
-            &mut ProtocolCx::new(self.core.now, &mut self.core.send, &mut close),
-            &reason,
+            &mut ProtocolCx::new(now, &mut core.send, &mut close),
+            reason,
         );
-        self.core.deadlines[Timer::Idle as usize] = None;
-        self.core.deadlines[Timer::Linger as usize] =
-            Some(self.core.now + self.core.config.close_linger());
-        self.core.phase = Phase::Closing(reason);
+        core.deadline = Some(now + core.config.close_linger());
+        core.phase = Phase::Closing;
     }
 
-    fn finish(&mut self, reason: CloseReason) {
+    fn finish(&mut self, now: Instant, reason: CloseReason) {
         if self.core.phase == Phase::Closed {
             return;
         }
         let connected = self.core.phase != Phase::New;
         self.core.phase = Phase::Closed;
-        self.core.pending_close = None;
+        self.core.cold = None;
         self.core.send.clear();
-        self.core.deadlines = Default::default();
-        self.core.user_timers = Vec::new();
+        self.core.deadline = None;
         if connected {
             self.handler.on_close(
                 &mut Context {
                     core: &mut self.core,
                     protocol: &mut self.protocol,
+                    now,
                 },
                 &reason,
             );
         }
         self.core.recv = crate::buf::RecvBuf::new(self.core.config.read_chunk());
-        self.core.events.push_back(Event::Closed(reason));
+        self.core.cold = Some(Box::new(Cold {
+            reason: Some(reason),
+            user_timers: Vec::new(),
+        }));
+        self.core.closed_event = true;
     }
 }
 

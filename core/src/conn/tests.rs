@@ -577,3 +577,21 @@ fn a_partial_frame_at_eof_is_still_an_error_while_replies_are_owed() {
         h.closed()
     );
 }
+
+/// Every open connection costs a `Connection`: the mio driver's budget for an idle
+/// connection (256 bytes, everything included) leaves it about 220. Grow it only knowingly.
+#[test]
+fn an_idle_raw_connection_stays_small() {
+    struct RawEcho;
+    impl Handler for RawEcho {
+        type Protocol = Raw;
+        type State = ();
+        fn protocol(&self) -> Raw {
+            Raw::new()
+        }
+        fn on_message(&self, _: &mut Context<'_, Self>, _: Bytes) {}
+    }
+    let size = size_of::<crate::Connection<RawEcho>>();
+    assert!(size <= 216, "Connection<RawEcho> is {size} bytes");
+    assert_eq!(size_of::<crate::buf::SendQueue>(), size_of::<Bytes>());
+}

@@ -11,12 +11,13 @@ use crate::protocol::{Protocol, ProtocolError};
 pub struct Context<'a, H: Handler> {
     pub(crate) core: &'a mut Core<H::State, Outgoing<H>>,
     pub(crate) protocol: &'a mut H::Protocol,
+    pub(crate) now: Instant,
 }
 
 impl<H: Handler> Context<'_, H> {
     /// The time given by the driver with the current input.
     pub fn now(&self) -> Instant {
-        self.core.now
+        self.now
     }
 
     /// Encodes `msg` with the connection's protocol and queues it.
@@ -26,7 +27,7 @@ impl<H: Handler> Context<'_, H> {
     /// [`ConnConfig::max_send_buffer`](crate::ConnConfig::max_send_buffer) (check
     /// [`is_writable`](Self::is_writable) to stop earlier, at the high watermark).
     pub fn send(&mut self, msg: <H::Protocol as Protocol>::Outgoing) -> Result<(), SendError> {
-        self.core.send_message(self.protocol, msg)
+        self.core.send_message(self.now, self.protocol, msg)
     }
 
     /// Closes the connection once everything queued has been written (or the close linger
@@ -92,7 +93,7 @@ impl<H: Handler> Context<'_, H> {
 
     /// Arms `timer` to fire `after` from now.
     pub fn set_timer_after(&mut self, timer: u64, after: Duration) -> Result<(), TimerError> {
-        let at = self.core.now + after;
+        let at = self.now + after;
         self.core.set_user_timer(timer, at)
     }
 

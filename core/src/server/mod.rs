@@ -10,7 +10,7 @@ pub mod metric;
 mod registry;
 
 pub use balance::{Balance, Balancer};
-pub use registry::Registry;
+pub use registry::{Directory, Registry};
 
 use std::time::Duration;
 
