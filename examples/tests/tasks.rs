@@ -292,6 +292,8 @@ fn replies_reach_the_client_through_the_connection_handle() {
         assert_eq!(replies, ["busy c", "done a", "timeout b"], "{driver:?}");
         client.write_all(b"d\n").unwrap();
         assert_eq!(read_line(&mut reader), "done d", "{driver:?}");
+        // The reply leaves from inside the work, before the pool records it as done.
+        wait_until("the pool records d as done", || pool.stats().done == 2);
         let stats = pool.stats();
         assert_eq!(
             (stats.done, stats.expired, stats.refused),
