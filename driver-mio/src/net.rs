@@ -42,8 +42,8 @@ impl Stream {
     /// echo server's CPU time on Linux loopback).
     pub(crate) fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match bufs {
-            [one] => self.0.send(one),
-            _ => self.0.send_vectored(bufs),
+            [one] => self.0.send_with_flags(one, SEND_FLAGS),
+            _ => self.0.send_vectored_with_flags(bufs, SEND_FLAGS),
         }
     }
 
@@ -287,6 +287,13 @@ fn bind_tcp_one(addr: SocketAddr, reuse_port: bool, backlog: u32) -> io::Result<
 fn backlog_arg(backlog: u32) -> i32 {
     i32::try_from(backlog).unwrap_or(i32::MAX)
 }
+
+/// A peer that reset the connection makes `send` fail with `EPIPE` rather than raise
+/// `SIGPIPE` (which kills processes that did not ignore it, as std's `TcpStream` also avoids).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: i32 = 0;
 
 /// Most listeners per server (bounds the listener token range of a loop).
 pub(crate) const MAX_LISTENERS: usize = 1024;
