@@ -120,7 +120,7 @@ impl ConnSocket for Async<TcpStream> {
         match bufs {
             // std's TcpStream::write is `send(MSG_NOSIGNAL)`.
             [one] => self.get_ref().write(one),
-            _ => SockRef::from(self.get_ref()).send_vectored(bufs),
+            _ => SockRef::from(self.get_ref()).send_vectored_with_flags(bufs, SEND_FLAGS),
         }
     }
 
@@ -144,7 +144,7 @@ impl ConnSocket for Async<UnixStream> {
     }
 
     fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        SockRef::from(self.get_ref()).send_vectored(bufs)
+        SockRef::from(self.get_ref()).send_vectored_with_flags(bufs, SEND_FLAGS)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
@@ -209,3 +209,10 @@ fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpL
     socket.listen(backlog)?;
     Ok(socket.into())
 }
+
+/// A peer that reset the connection makes `sendmsg` fail with `EPIPE` rather than raise
+/// `SIGPIPE` (std's `send` for one slice does the same).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: i32 = 0;

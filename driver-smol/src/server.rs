@@ -107,9 +107,11 @@ impl<H: Handler> Server<H> {
         let serve = Serve::new(listener, self.handler, self.config).executor(Arc::clone(&executor));
         let handle = serve.handle();
         let ex = Arc::clone(&executor);
+        // The acceptor is a task of its own: the future given to `Executor::run` is polled
+        // on every wake-up of the thread, which would try to accept once per batch of I/O.
         let acceptor = std::thread::Builder::new()
             .name("gale-smol-0".into())
-            .spawn(move || smol::block_on(ex.run(serve.run())))?;
+            .spawn(move || smol::block_on(ex.run(ex.spawn(serve.run()))))?;
         let server = ServerHandle {
             handle,
             threads: Mutex::new(vec![acceptor]),

@@ -268,14 +268,6 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
             if !self.conn.wants_write() {
                 return None;
             }
-            match self.stream.poll_write_ready(cx) {
-                Poll::Pending => return None,
-                Poll::Ready(Err(e)) => {
-                    self.conn.handle_io_error(now, e.kind());
-                    continue;
-                }
-                Poll::Ready(Ok(())) => {}
-            }
             let written = {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let n = self.conn.poll_transmit(&mut iov);
@@ -284,8 +276,15 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
             match written {
                 Ok(0) => self.conn.handle_io_error(now, io::ErrorKind::WriteZero),
                 Ok(n) => self.conn.handle_written(now, n),
-                // Readiness was cleared: the next `poll_write_ready` registers the waker.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // Not writable (as far as tokio knows, or the socket said so, which cleared
+                // the readiness): register `cx`, or go on if it became writable meanwhile.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.stream.poll_write_ready(cx) {
+                        Poll::Pending => return None,
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => self.conn.handle_io_error(now, e.kind()),
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => self.conn.handle_io_error(now, e.kind()),
             }

@@ -120,7 +120,7 @@ impl ConnSocket for TcpStream {
             // tokio's TcpStream::try_write is mio's, which is std's `send(MSG_NOSIGNAL)`.
             [one] => self.try_write(one),
             _ => self.try_io(Interest::WRITABLE, || {
-                SockRef::from(self).send_vectored(bufs)
+                SockRef::from(self).send_vectored_with_flags(bufs, SEND_FLAGS)
             }),
         }
     }
@@ -134,7 +134,7 @@ impl ConnSocket for UnixStream {
 
     fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.try_io(Interest::WRITABLE, || {
-            SockRef::from(self).send_vectored(bufs)
+            SockRef::from(self).send_vectored_with_flags(bufs, SEND_FLAGS)
         })
     }
 }
@@ -199,3 +199,10 @@ fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<std:
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
+
+/// A peer that reset the connection makes `sendmsg` fail with `EPIPE` rather than raise
+/// `SIGPIPE` (std's `send` for one slice does the same).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: i32 = 0;

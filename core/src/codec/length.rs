@@ -3,7 +3,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::{CodecError, Decoder, Encoder};
+use super::{CodecError, Decoder, Encoder, take_front};
 
 mod config;
 
@@ -253,7 +253,7 @@ impl Decoder for LengthDelimited {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         match self.frame_len(src)? {
             Some(frame_len) if src.len() >= frame_len => {
-                let mut frame = src.split_to(frame_len);
+                let mut frame = take_front(src, frame_len);
                 // invariant: num_skip <= frame_len, checked by `frame_len`.
                 frame.advance(self.num_skip);
                 Ok(Some(frame.freeze()))

@@ -2,7 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{CodecError, Decoder, Encoder};
+use super::{CodecError, Decoder, Encoder, take_front};
 
 /// Frames are lines ending in `\n`; a `\r` right before the `\n` is dropped too.
 ///
@@ -146,7 +146,7 @@ impl Decoder for Lines {
             Some(offset) => {
                 self.next_index = 0;
                 let newline = start + offset;
-                let mut line = src.split_to(newline + 1);
+                let mut line = take_front(src, newline + 1);
                 line.truncate(without_cr(&line[..newline]));
                 Ok(Some(line.freeze()))
             }

@@ -98,6 +98,21 @@ pub trait Encoder<Item> {
     fn encode(&mut self, item: Item, dst: &mut BytesMut) -> Result<(), Self::Error>;
 }
 
+/// Removes the first `n` bytes of `src` (`n <= src.len()`) and returns them.
+///
+/// When they are all of `src` and `src` has no spare capacity (gale's receive buffer
+/// allocates exactly what arrived), the whole buffer is taken: a frozen frame then owns its
+/// allocation outright, where a split would first allocate a shared-ownership header. A
+/// buffer with spare capacity (a tokio-util `Framed` read buffer) is split as usual, so it
+/// keeps that capacity for the next read.
+pub(crate) fn take_front(src: &mut BytesMut, n: usize) -> BytesMut {
+    if n == src.len() && n == src.capacity() {
+        std::mem::take(src)
+    } else {
+        src.split_to(n)
+    }
+}
+
 /// Why a codec could not decode or encode a frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
