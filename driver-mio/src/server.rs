@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use gale_core::server::{Registry, ServerConfig};
-use gale_core::{ConnConfig, Handler, Outgoing};
+use gale_core::{ConnConfig, Handler, MailboxClosed, Outgoing};
 use mio::{Poll, Waker};
 
 use crate::acceptor::{self, Acceptor};
@@ -242,6 +242,25 @@ impl<H: Handler> ServerHandle<H> {
             // Cannot fail: the period is not zero.
             let _ = r.server_timers.run_every(now, period, job);
         }));
+    }
+
+    /// Runs `f` once on the thread of event loop `loop_index` (gev's `QueueInLoop`), between
+    /// I/O events: keep it short. Fails with the closure's loop gone (the server stopped) or
+    /// an index past the last loop.
+    pub fn run_in_loop(
+        &self,
+        loop_index: usize,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), MailboxClosed> {
+        let mailbox = self.shared.loops.get(loop_index).ok_or(MailboxClosed)?;
+        mailbox
+            .push(Msg::Run(Box::new(move |_| f())))
+            .map_err(|_| MailboxClosed)
+    }
+
+    /// Number of event loops (threads owning connections).
+    pub fn loop_count(&self) -> usize {
+        self.shared.loops.len()
     }
 
     /// Stops the server gracefully and waits for it: stops accepting, asks every connection

@@ -91,6 +91,39 @@ fn stop_from_a_server_timer_does_not_deadlock_and_wait_returns() {
 }
 
 #[test]
+fn run_in_loop_runs_the_closure_on_that_loops_thread() {
+    let server = Server::new(Echo)
+        .config(two_loops())
+        .bind("127.0.0.1:0")
+        .unwrap()
+        .start()
+        .unwrap();
+    assert_eq!(server.loop_count(), 2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for index in 0..2 {
+        let tx = tx.clone();
+        server
+            .run_in_loop(index, move || {
+                let name = std::thread::current().name().map(str::to_owned);
+                tx.send((index, name)).unwrap();
+            })
+            .unwrap();
+    }
+    let mut seen: Vec<_> = (0..2).map(|_| rx.recv_timeout(TIMEOUT).unwrap()).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (0, Some("gale-mio-loop-0".to_owned())),
+            (1, Some("gale-mio-loop-1".to_owned()))
+        ]
+    );
+    assert!(server.run_in_loop(2, || {}).is_err(), "no third loop");
+    server.stop();
+    assert!(server.run_in_loop(0, || {}).is_err(), "stopped server");
+}
+
+#[test]
 fn dropping_the_handle_stops_the_server() {
     let server = Server::new(Echo)
         .config(two_loops())
