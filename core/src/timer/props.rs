@@ -7,10 +7,7 @@ use quickcheck::{Arbitrary, Gen, QuickCheck};
 use super::queue::{COMPACT_SLACK, SHRINK_SLACK};
 use super::{Expired, ServerTimers, TimerId, TimerQueue};
 
-#[allow(clippy::disallowed_methods)] // the origin of the virtual clock; everything else adds Durations
-fn t0() -> std::time::Instant {
-    std::time::Instant::now()
-}
+use crate::t0;
 
 fn at(t0: std::time::Instant, ms: u64) -> std::time::Instant {
     t0 + Duration::from_millis(ms)

@@ -347,10 +347,7 @@ mod tests {
     use super::{COMPACT_SLACK, SHRINK_SLACK, TimerQueue};
     use std::time::Duration;
 
-    #[allow(clippy::disallowed_methods)] // the origin of the virtual clock; everything else adds Durations
-    fn t0() -> std::time::Instant {
-        std::time::Instant::now()
-    }
+    use crate::t0;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -271,10 +271,7 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 mod tests {
     use super::{Duration, Expired, ServerTimers, TimerError, TimerId};
 
-    #[allow(clippy::disallowed_methods)] // the origin of the virtual clock; everything else adds Durations
-    fn t0() -> std::time::Instant {
-        std::time::Instant::now()
-    }
+    use crate::t0;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
