@@ -3,8 +3,9 @@
 
     chart.py SUMMARY.json OUT.svg
 
-Left: echo msgs/s per message size, one bar per server, as a ratio to mio-floor (labelled with
-the median msgs/s). Middle: the server's CPU time per message. Right: server memory per idle
+Left: echo msgs/s per message size, one bar per server, as a ratio to mio-floor (each round's
+run against the floor's run of the same round, median over rounds; labelled with the median
+msgs/s). Middle: the server's CPU time per message. Right: server memory per idle
 connection (bytes), if measured.
 """
 
@@ -118,8 +119,8 @@ def render(s):
     W, H = 1500, 420
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 30}" '
              f'viewBox="0 0 {W} {H + 30}">', rect(0, 0, W, H + 30, "#fff")]
-    parts += echo_panel(s, 10, 10, 540, H, color_of, "ratio_vs_floor",
-                        "Echo msgs/s vs mio-floor (higher is better)",
+    parts += echo_panel(s, 10, 10, 540, H, color_of, "paired_ratio_vs_floor",
+                        "Echo msgs/s vs mio-floor, paired by round (higher is better)",
                         lambda g: short(g["median_msgs_per_s"]), ref=1.0)
     parts += echo_panel(s, 560, 10, 520, H, color_of, "median_server_cpu_us_per_msg",
                         "Server CPU per message, us (lower is better)",

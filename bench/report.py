@@ -54,9 +54,26 @@ def summarize(rows, meta):
         b = base.get(g["size"], {}).get(key)
         return g[key] / b if g[key] is not None and b else None
 
+    # Paired: in each round, the server against the floor's run of the same round (runs a
+    # few seconds apart), then the median over rounds. Load on a shared machine comes and
+    # goes over tens of seconds; pairing cancels most of it, where a ratio of medians taken
+    # over all rounds does not.
+    runs = {(r["server"], r["size"], r["round"]): r["run"] for r in rows
+            if r.get("kind") == "echo" and r["run"] and r["run"].get("ok")}
+
+    def paired(g, key):
+        vals = []
+        for (server, size, rnd), run in runs.items():
+            b = runs.get((BASELINE, size, rnd))
+            if server == g["server"] and size == g["size"] and b and run.get(key) and b.get(key):
+                vals.append(run[key] / b[key])
+        return statistics.median(vals) if vals else None
+
     for g in groups:
         g["ratio_vs_floor"] = ratio(g, "median_msgs_per_s")
         g["cpu_ratio_vs_floor"] = ratio(g, "median_server_cpu_us_per_msg")
+        g["paired_ratio_vs_floor"] = paired(g, "msgs_per_s")
+        g["paired_cpu_ratio_vs_floor"] = paired(g, "server_cpu_us_per_msg")
     groups.sort(key=lambda g: (g["size"], order.index(g["server"])))
     idle = []
     for r in (r for r in rows if r.get("kind") == "idle"):
@@ -91,23 +108,25 @@ def markdown(s):
     else:
         out.append("## Echo\n\nMedians over rounds.")
     out.append(
-        "*vs floor*: median msgs/s divided by mio-floor's at the same size (higher is better). "
-        "*CPU/msg*: the server's on-CPU time per message over the measured window (lower is "
-        "better; the figure least disturbed by other load), and *x floor* that divided by "
-        "mio-floor's. *wait*: share of the window the server was runnable but waiting for a "
-        "CPU (other load on its core). *client*: share of a core the load generator used (near "
-        "100%: msgs/s is capped by the client, trust CPU/msg). *spread*: (max - min) / median "
-        "of msgs/s over the rounds.\n")
-    out.append("| server | size (B) | msgs/s | vs floor | CPU/msg (us) | x floor | p50 (us) "
-               "| p99 (us) | wait | client | spread |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "*vs floor*: msgs/s divided by mio-floor's at the same size (higher is better), paired: "
+        "each round's run against the floor's run of the same round, median over rounds "
+        "(*(med)*: the ratio of the medians instead, more exposed to load that changes between "
+        "rounds). *CPU/msg*: the server's on-CPU time per message over the measured window "
+        "(lower is better; the figure least disturbed by other load), and *x floor* that "
+        "divided by mio-floor's, paired likewise. *wait*: share of the window the server was "
+        "runnable but waiting for a CPU (other load on its core). *client*: share of a core "
+        "the load generator used (near 100%: msgs/s is capped by the client, trust CPU/msg). "
+        "*spread*: (max - min) / median of msgs/s over the rounds.\n")
+    out.append("| server | size (B) | msgs/s | vs floor | (med) | CPU/msg (us) | x floor "
+               "| p50 (us) | p99 (us) | wait | client | spread |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for g in s["echo"]:
         flag = f" ({g['failed_runs']} runs FAILED)" if g["failed_runs"] else ""
         out.append(
             f"| {g['server']}{flag} | {g['size']} | {fmt(g['median_msgs_per_s'], ',.0f')} | "
-            f"{fmt(g['ratio_vs_floor'], '.2f')} | "
+            f"{fmt(g['paired_ratio_vs_floor'], '.2f')} | {fmt(g['ratio_vs_floor'], '.2f')} | "
             f"{fmt(g['median_server_cpu_us_per_msg'], '.2f')} | "
-            f"{fmt(g['cpu_ratio_vs_floor'], '.2f')} | "
+            f"{fmt(g['paired_cpu_ratio_vs_floor'], '.2f')} | "
             f"{fmt(g['median_p50_us'], '.0f')} | {fmt(g['median_p99_us'], '.0f')} | "
             f"{pct(g['median_server_waiting'])} | {pct(g['median_client_busy'])} | "
             f"{pct(g['spread'])} |")
