@@ -78,8 +78,9 @@ if [[ $SKIP_BUILD != 1 ]]; then
     cargo build --release --manifest-path "$BENCH_DIR/Cargo.toml" -p gale-load
     (cd "$ROOT_DIR" && cargo build --release --example websocket)
 fi
-LOAD="$(target_dir "$BENCH_DIR/Cargo.toml")/release/gale-load"
-ROOT_BIN="$(target_dir "$ROOT_DIR/Cargo.toml")/release"
+# LOAD and ROOT_BIN may be given (binaries built elsewhere, e.g. separate target dirs).
+: "${LOAD:=$(target_dir "$BENCH_DIR/Cargo.toml")/release/gale-load}"
+: "${ROOT_BIN:=$(target_dir "$ROOT_DIR/Cargo.toml")/release}"
 mkdir -p "$RESULTS_DIR"
 STAMP=deflate-$(date -u +%Y%m%dT%H%M%SZ)
 LOG="$RESULTS_DIR/$STAMP.log"
