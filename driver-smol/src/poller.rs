@@ -33,7 +33,8 @@ pub(crate) struct Poller {
 
 /// What the poller saw for one socket since its task last looked, and that task's waker.
 struct Readiness {
-    /// [`READABLE`] and [`WRITABLE`] events not yet taken.
+    /// [`READABLE`] and [`WRITABLE`] events not yet taken, [`READ_CLOSED`] and
+    /// [`WRITE_CLOSED`] for good.
     events: AtomicU8,
     waker: AtomicWaker,
 }
@@ -100,11 +101,20 @@ impl Poller {
                         continue;
                     };
                     let mut seen = 0;
-                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    if event.is_readable() {
                         seen |= READABLE;
                     }
-                    if event.is_writable() || event.is_write_closed() || event.is_error() {
+                    if event.is_writable() {
                         seen |= WRITABLE;
+                    }
+                    if event.is_read_closed() {
+                        seen |= READABLE | READ_CLOSED;
+                    }
+                    if event.is_write_closed() {
+                        seen |= WRITABLE | WRITE_CLOSED;
+                    }
+                    if event.is_error() {
+                        seen |= READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED;
                     }
                     readiness.events.fetch_or(seen, Ordering::Release);
                     readiness.waker.wake();
@@ -132,8 +142,9 @@ impl<S: Source> Polled<S> {
         &self.io
     }
 
-    /// Ready once the socket became readable since the last `Ready`; otherwise registers
-    /// `cx` to be woken when it does.
+    /// Ready once the socket became readable since the last `Ready`, or for good once its
+    /// read side is closed (a short read can leave the end of the stream unread, and no new
+    /// edge will report it); otherwise registers `cx` to be woken.
     pub(crate) fn poll_readable(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
         self.poll_event(READABLE, cx)
     }
@@ -143,14 +154,16 @@ impl<S: Source> Polled<S> {
         self.poll_event(WRITABLE, cx)
     }
 
+    /// `which` is [`READABLE`] or [`WRITABLE`]; its closed bit is two places up and sticks.
     fn poll_event(&self, which: u8, cx: &Context<'_>) -> Poll<io::Result<()>> {
         let events = &self.readiness.events;
-        if events.fetch_and(!which, Ordering::Acquire) & which != 0 {
+        let ready = which | which << 2;
+        if events.fetch_and(!which, Ordering::Acquire) & ready != 0 {
             return Poll::Ready(Ok(()));
         }
         self.readiness.waker.register(cx.waker());
         // An event may have arrived before the waker was in place.
-        if events.fetch_and(!which, Ordering::Acquire) & which != 0 {
+        if events.fetch_and(!which, Ordering::Acquire) & ready != 0 {
             return Poll::Ready(Ok(()));
         }
         Poll::Pending
@@ -178,10 +191,14 @@ impl<S: Source> std::fmt::Debug for Polled<S> {
 /// The future that delivers a [`Poller`]'s events.
 pub(crate) type Drive = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Readability (or read side closed, or an error) was reported.
+/// Readability was reported (taken by `poll_readable`).
 const READABLE: u8 = 1;
-/// Writability (or write side closed, or an error) was reported.
+/// Writability was reported (taken by `poll_writable`).
 const WRITABLE: u8 = 1 << 1;
+/// The read side is closed (end of stream, reset or error): never taken.
+const READ_CLOSED: u8 = READABLE << 2;
+/// The write side is closed (reset or error): never taken.
+const WRITE_CLOSED: u8 = WRITABLE << 2;
 /// Events taken per poll.
 const EVENTS: usize = 1024;
 
@@ -233,11 +250,23 @@ mod tests {
                 assert!(again.is_none(), "round {round}: readable without new data");
             }
 
+            // The last bytes and the end of stream in one edge: a short read takes the
+            // bytes, and the end of stream must still be reported.
+            client.write_all(b"end").unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut buf = [0; 8];
+            let mut got = 0;
+            while got < 3 {
+                bounded("the last bytes", poll_fn(|cx| polled.poll_readable(cx)))
+                    .await
+                    .unwrap();
+                got += polled.get_ref().read(&mut buf[got..]).unwrap_or(0);
+            }
+            assert_eq!(&buf[..3], b"end");
+            let eof = future::poll_once(poll_fn(|cx| polled.poll_readable(cx))).await;
+            assert!(eof.is_some(), "the end of stream was not reported");
+            assert_eq!(polled.get_ref().read(&mut buf).unwrap(), 0);
             drop(client);
-            bounded("end of stream", poll_fn(|cx| polled.poll_readable(cx)))
-                .await
-                .unwrap();
-            assert_eq!(polled.get_ref().read(&mut [0; 8]).unwrap(), 0);
 
             assert_eq!(poller.lock().len(), 1);
             drop(polled);
