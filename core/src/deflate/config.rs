@@ -151,8 +151,9 @@ impl DeflateConfig {
     /// Whether the server compresses every message on its own (answers
     /// `server_no_context_takeover` even when the client did not offer it), so that its
     /// compressor can be freed between messages. Costs compression ratio on repetitive
-    /// traffic and some CPU per message (setting up the compressor); saves ~371 KiB per idle
-    /// connection.
+    /// traffic and, on a few connections, some CPU per message (setting up the compressor);
+    /// saves ~371 KiB per idle connection, and CPU with many busy connections, whose kept
+    /// compressors would no longer fit in the CPU caches (see the [module docs](crate::deflate)).
     pub fn server_no_context_takeover(&self) -> bool {
         self.server_no_context_takeover
     }
