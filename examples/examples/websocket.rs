@@ -4,7 +4,10 @@
 //!
 //! `cargo run --release --example websocket -- --port 9001`, then for example
 //! `websocat ws://127.0.0.1:9001/` (any path). With `--deflate` it accepts permessage-deflate
-//! (`AUTOBAHN_DEFLATE=1` runs the suite's 12.x/13.x cases).
+//! (`AUTOBAHN_DEFLATE=1` runs the suite's 12.x/13.x cases). A real browser engine checks the
+//! same server setup in `tests/browser_deflate.rs` (headless Chromium; `apt-get install
+//! chromium`), and `bench/run-deflate.sh` measures what deflate does to msgs/s, bytes on the
+//! wire and memory per connection (`bench/DEFLATE.md`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,6 +13,8 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::deflate::ClientDeflate;
+use crate::payload;
 use crate::rng::WyRand;
 use crate::wire::Wire;
 use crate::ws;
@@ -103,7 +105,9 @@ pub(crate) fn open_all<W: Wire + ?Sized>(
                     }
                     if wire.upgrades() {
                         let key = ws::new_key(&mut c.rng);
-                        c.out.extend_from_slice(&ws::request(addr, &key));
+                        let offer = wire.offer();
+                        c.out
+                            .extend_from_slice(&ws::request(addr, &key, offer.as_ref()));
                         c.flush().map_err(|e| context(e, &what()))?;
                         *st = Opening::Upgrading(ws::accept_for(&key));
                         continue;
@@ -123,8 +127,20 @@ pub(crate) fn open_all<W: Wire + ?Sized>(
                     let done = c
                         .read_handshake(&mut buf, accept)
                         .map_err(|e| context(e, &what()))?;
-                    if !done {
+                    let Some(head) = done else {
                         continue;
+                    };
+                    if let Some(offer) = wire.offer() {
+                        let answer = ws::extensions(&head).ok_or_else(|| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("{}: the server declined permessage-deflate", what()),
+                            )
+                        })?;
+                        let codec = offer.accept(&answer).map_err(|e| {
+                            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", what()))
+                        })?;
+                        c.deflate = Some(Box::new(codec));
                     }
                     if c.mismatched > 0 {
                         return Err(io::Error::new(
@@ -199,6 +215,11 @@ pub(crate) struct Conn {
     in_flight: VecDeque<InFlight>,
     /// The handshake response received so far (empty once upgraded).
     handshake: Vec<u8>,
+    /// permessage-deflate, when agreed in the upgrade.
+    deflate: Option<Box<ClientDeflate>>,
+    /// Bytes written to / read from the socket (handshake included) since the last reset.
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
     expected_total: u64,
     received_total: u64,
     /// Bytes that differed from the expectation, or arrived when nothing was expected.
@@ -233,6 +254,9 @@ impl Conn {
             expect_pos: 0,
             in_flight: VecDeque::new(),
             handshake: Vec::new(),
+            deflate: None,
+            bytes_out: 0,
+            bytes_in: 0,
             expected_total: 0,
             received_total: 0,
             mismatched: 0,
@@ -255,9 +279,10 @@ impl Conn {
     /// Queues one message of `size` fresh random bytes, sent at `now` (call [`Self::flush`]).
     pub(crate) fn queue<W: Wire + ?Sized>(&mut self, wire: &mut W, size: usize, now: Instant) {
         self.payload.resize(size, 0);
-        self.rng.fill(&mut self.payload);
+        payload::fill(wire.payload(), &mut self.rng, &mut self.payload);
         let before = self.expect.len();
-        wire.encode(&self.payload, &mut self.out, &mut self.expect);
+        let deflate = self.deflate.as_deref_mut();
+        wire.encode(&self.payload, deflate, &mut self.out, &mut self.expect);
         self.expected_total += (self.expect.len() - before) as u64;
         self.in_flight.push_back(InFlight {
             end: self.expected_total,
@@ -270,7 +295,10 @@ impl Conn {
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
+                Ok(n) => {
+                    self.out_pos += n;
+                    self.bytes_out += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -306,6 +334,7 @@ impl Conn {
                     break;
                 }
                 Ok(n) => {
+                    self.bytes_in += n as u64;
                     self.verify(&buf[..n]);
                     while let Some(f) = self.in_flight.front()
                         && f.end <= self.received_total
@@ -329,10 +358,10 @@ impl Conn {
         Ok(out)
     }
 
-    /// Reads the WebSocket handshake response; `Ok(true)` once a valid `101` with `accept`
-    /// arrived. Bytes after its head go through the verification (nothing is expected yet, so
-    /// they count as mismatched). Fails on EOF or an invalid response.
-    fn read_handshake(&mut self, buf: &mut [u8], accept: &str) -> io::Result<bool> {
+    /// Reads the WebSocket handshake response; `Ok(Some(head))` once a valid `101` with
+    /// `accept` arrived. Bytes after its head go through the verification (nothing is expected
+    /// yet, so they count as mismatched). Fails on EOF or an invalid response.
+    fn read_handshake(&mut self, buf: &mut [u8], accept: &str) -> io::Result<Option<Vec<u8>>> {
         loop {
             match self.stream.read(buf) {
                 Ok(0) => {
@@ -342,19 +371,20 @@ impl Conn {
                     ));
                 }
                 Ok(n) => {
+                    self.bytes_in += n as u64;
                     self.handshake.extend_from_slice(&buf[..n]);
                     match ws::parse_response(&self.handshake, accept) {
                         Ok(None) => {}
                         Ok(Some(head)) => {
                             let rest = self.handshake.split_off(head);
-                            self.handshake = Vec::new();
+                            let head = std::mem::take(&mut self.handshake);
                             self.verify(&rest);
-                            return Ok(true);
+                            return Ok(Some(head));
                         }
                         Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

@@ -14,6 +14,8 @@ use mio::{Events, Poll};
 
 use crate::conn::{Conn, ConnectConfig, EVENTS_CAPACITY, READ_BUF, open_all};
 use crate::cpu::CpuTimes;
+use crate::deflate::Offer;
+use crate::payload::Payload;
 use crate::wire::Wire;
 
 /// Parameters of one echo run.
@@ -33,6 +35,10 @@ pub(crate) struct Config {
     pub(crate) seed: u64,
     /// Server process whose CPU time to account over the measured window.
     pub(crate) server_pid: Option<u32>,
+    /// What messages carry (for the report; the wire generates them).
+    pub(crate) payload: Payload,
+    /// The permessage-deflate offer, if any (for the report).
+    pub(crate) deflate: Option<Offer>,
 }
 
 /// What one run measured (in the measured window only).
@@ -54,6 +60,9 @@ pub(crate) struct Outcome {
     pub(crate) errors: Vec<String>,
     /// Fewest and most messages completed by one connection in the window.
     pub(crate) per_conn: (u64, u64),
+    /// Bytes written to and read from the sockets in the window (TCP payload, all
+    /// connections).
+    pub(crate) wire_bytes: (u64, u64),
     /// This process's CPU accounting over the window (`None` if unavailable).
     pub(crate) client_cpu: Option<CpuTimes>,
     /// The server's CPU accounting over the window (`None` if not asked or unavailable).
@@ -115,7 +124,9 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
             window_start = now;
             cpu_start = snapshot();
             hist.reset();
-            conns.iter_mut().for_each(|c| c.window_completed = 0);
+            for c in &mut conns {
+                (c.window_completed, c.bytes_out, c.bytes_in) = (0, 0, 0);
+            }
         }
         if now >= end || conn_errors == cfg.conns as u64 {
             break;
@@ -182,6 +193,10 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
         conn_errors,
         errors,
         per_conn,
+        wire_bytes: (
+            conns.iter().map(|c| c.bytes_out).sum(),
+            conns.iter().map(|c| c.bytes_in).sum(),
+        ),
         client_cpu: delta(cpu_end.0, cpu_start.0),
         server_cpu: delta(cpu_end.1, cpu_start.1),
     })

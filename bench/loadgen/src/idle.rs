@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
 
 use crate::conn::{ConnectConfig, EVENTS_CAPACITY, READ_BUF, open_all};
+use crate::deflate::Offer;
+use crate::payload::Payload;
 use crate::wire::{Raw, Wire};
 use crate::ws::Ws;
 
@@ -29,6 +31,12 @@ pub(crate) struct Config {
     pub(crate) ping: bool,
     /// Do the WebSocket upgrade handshake on every connection (and ping with a binary frame).
     pub(crate) ws: bool,
+    /// Size of the ping message.
+    pub(crate) ping_size: usize,
+    /// What the ping carries (JSON: a text frame).
+    pub(crate) payload: Payload,
+    /// Offer permessage-deflate in the upgrade (`ws` only).
+    pub(crate) deflate: Option<Offer>,
 }
 
 /// Runs idle mode. Returns `false` if the server closed or broke any connection.
@@ -37,8 +45,8 @@ pub(crate) fn run(cfg: &Config) -> io::Result<bool> {
     // Shared, so the eventfd outlives the stdin thread: closing it would drop a pending wake.
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     let connect_start = Instant::now();
-    let ping = cfg.ping.then_some(PING_SIZE);
-    let (mut raw, mut ws) = (Raw, Ws::new(0));
+    let ping = cfg.ping.then_some(cfg.ping_size);
+    let (mut raw, mut ws) = (Raw, Ws::new(0, cfg.payload, cfg.deflate));
     let wire: &mut dyn Wire = if cfg.ws { &mut ws } else { &mut raw };
     let mut conns = open_all(&mut poll, cfg.addr, cfg.conns, cfg.connect, 0, wire, ping)?;
     let mut buf = vec![0u8; READ_BUF];
@@ -57,6 +65,15 @@ pub(crate) fn run(cfg: &Config) -> io::Result<bool> {
             (true, true) => " (WebSocket upgraded, one echo each)",
         }
     );
+    if let (true, Some(offer)) = (cfg.ws, cfg.deflate) {
+        eprintln!(
+            "gale-load idle: permessage-deflate agreed on every connection (offered {:?}); \
+             ping of {} B {:?}",
+            offer.header_value(),
+            cfg.ping_size,
+            cfg.payload
+        );
+    }
 
     if cfg.until_stdin_eof {
         let waker = Arc::clone(&waker);
@@ -110,5 +127,3 @@ pub(crate) fn run(cfg: &Config) -> io::Result<bool> {
 
 /// Token of the waker that ends the hold when stdin closes.
 const WAKE: Token = Token(usize::MAX);
-/// Payload of the optional ping.
-const PING_SIZE: usize = 16;

@@ -11,6 +11,11 @@
 //! - `idle`: open N connections, print `ready N`, hold them (for measuring the server's memory
 //!   per idle connection); `--ws` upgrades each one first.
 //!
+//! WebSocket options (`ws`, `idle --ws`): `--payload json` sends JSON text frames instead of
+//! random binary ones; `--deflate` offers permessage-deflate (RFC 7692) and compresses what
+//! reaches the threshold (see `deflate.rs` for how replies are checked), with
+//! `--no-context-takeover` both ways if asked. `ws` reports the bytes on the wire per message.
+//!
 //! One thread, one `mio::Poll`, edge-triggered: the generator should cost less CPU per message
 //! than the server it measures, so pin it to its own core (`taskset -c 1`).
 //!
@@ -19,8 +24,10 @@
 
 mod conn;
 mod cpu;
+mod deflate;
 mod echo;
 mod idle;
+mod payload;
 mod report;
 mod rng;
 mod wire;
@@ -31,6 +38,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::deflate::Offer;
+use crate::payload::Payload;
 
 /// Command line of `gale-load`.
 #[derive(Parser, Debug)]
@@ -108,6 +118,39 @@ struct EchoArgs {
     /// measured window (from /proc/PID/task/*/schedstat).
     #[arg(long)]
     server_pid: Option<u32>,
+    #[command(flatten)]
+    ws: WsOptions,
+}
+
+/// WebSocket message options (`ws`, and `idle --ws`).
+#[derive(Args, Debug, Clone)]
+struct WsOptions {
+    /// What messages carry: random bytes in binary frames, or JSON in text frames.
+    #[arg(long, value_enum, default_value_t = Payload::Random)]
+    payload: Payload,
+    /// Offer permessage-deflate (RFC 7692) and compress messages that reach the threshold;
+    /// the server must agree. Expected replies model gale's compressor (see --deflate-level).
+    #[arg(long)]
+    deflate: bool,
+    /// With --deflate, also offer server_no_context_takeover and client_no_context_takeover.
+    #[arg(long, requires = "deflate")]
+    no_context_takeover: bool,
+    /// The server's compression level (gale's default), for the expected replies.
+    #[arg(long, default_value_t = 1)]
+    deflate_level: u32,
+    /// Messages below this many bytes go uncompressed both ways (gale's default threshold).
+    #[arg(long, default_value_t = 256)]
+    deflate_threshold: usize,
+}
+
+impl WsOptions {
+    fn offer(&self) -> Option<Offer> {
+        self.deflate.then_some(Offer {
+            no_context_takeover: self.no_context_takeover,
+            server_level: self.deflate_level,
+            server_threshold: self.deflate_threshold,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -128,6 +171,12 @@ struct IdleArgs {
     /// Do the WebSocket upgrade handshake on every connection before reporting ready.
     #[arg(long)]
     ws: bool,
+    /// Size of the --ping message in bytes (with `--ws --deflate --payload json`, at least
+    /// the threshold, so that it is compressed both ways).
+    #[arg(long, default_value_t = 16)]
+    ping_size: usize,
+    #[command(flatten)]
+    ws_options: WsOptions,
 }
 
 fn main() -> ExitCode {
@@ -165,9 +214,15 @@ fn run_echo(a: EchoArgs, ws: bool) -> std::io::Result<ExitCode> {
         warmup: secs(a.warmup)?,
         seed: a.seed,
         server_pid: a.server_pid,
+        payload: a.ws.payload,
+        deflate: a.ws.offer(),
     };
+    if !ws && (a.ws.deflate || a.ws.payload != Payload::Random) {
+        return Err(invalid("--deflate and --payload are options of `ws`"));
+    }
     let result = if ws {
-        echo::run(&cfg, ws::Ws::new(a.seed.rotate_left(32)))?
+        let wire = ws::Ws::new(a.seed.rotate_left(32), a.ws.payload, a.ws.offer());
+        echo::run(&cfg, wire)?
     } else {
         echo::run(&cfg, wire::Raw)?
     };
@@ -199,7 +254,13 @@ fn run_idle(a: IdleArgs) -> std::io::Result<ExitCode> {
         until_stdin_eof: a.until_stdin_eof,
         ping: a.ping,
         ws: a.ws,
+        ping_size: a.ping_size,
+        payload: a.ws_options.payload,
+        deflate: a.ws_options.offer(),
     };
+    if !a.ws && a.ws_options.deflate {
+        return Err(invalid("--deflate needs --ws"));
+    }
     let clean = idle::run(&cfg)?;
     Ok(if clean {
         ExitCode::SUCCESS

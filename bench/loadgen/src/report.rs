@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::cpu::CpuTimes;
 use crate::echo::{Config, Outcome};
+use crate::payload::Payload;
 
 /// Figures derived from an outcome, shared by both report forms.
 struct Figures {
@@ -113,6 +114,18 @@ pub(crate) fn human(cfg: &Config, r: &Outcome) -> String {
             );
         }
     }
+    let (out, inn) = wire_per_msg(r);
+    let _ = writeln!(
+        s,
+        "  on the wire {out:.0} B/msg sent, {inn:.0} B/msg received (payload {} B {:?}{})",
+        cfg.size,
+        cfg.payload,
+        cfg.deflate.map_or("", |o| if o.no_context_takeover {
+            ", permessage-deflate, no context takeover"
+        } else {
+            ", permessage-deflate"
+        })
+    );
     let _ = writeln!(
         s,
         "  per conn    min {} max {} msgs in the window",
@@ -147,7 +160,9 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
             "\"per_conn_max\":{},\"checked_bytes\":{},\"mismatched_bytes\":{},",
             "\"conn_errors\":{},\"errors\":[{}],\"ok\":{},",
             "\"client_cpu_us_per_msg\":{},\"client_busy\":{},\"client_waiting\":{},",
-            "\"server_cpu_us_per_msg\":{},\"server_busy\":{},\"server_waiting\":{}}}"
+            "\"server_cpu_us_per_msg\":{},\"server_busy\":{},\"server_waiting\":{},",
+            "\"payload\":\"{}\",\"deflate\":{},\"wire_out_bytes\":{},\"wire_in_bytes\":{},",
+            "\"wire_out_per_msg\":{:.1},\"wire_in_per_msg\":{:.1}}}"
         ),
         cfg.mode,
         cfg.addr,
@@ -178,7 +193,26 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
         opt(f.server.as_ref().map(|c| c.us_per_msg)),
         opt(f.server.as_ref().map(|c| c.busy)),
         opt(f.server.as_ref().map(|c| c.waiting)),
+        match cfg.payload {
+            Payload::Random => "random",
+            Payload::Json => "json",
+        },
+        match cfg.deflate {
+            None => "null",
+            Some(o) if o.no_context_takeover => "\"no_context_takeover\"",
+            Some(_) => "\"context_takeover\"",
+        },
+        r.wire_bytes.0,
+        r.wire_bytes.1,
+        wire_per_msg(r).0,
+        wire_per_msg(r).1,
     )
+}
+
+/// Bytes on the wire per completed message in the window: (sent, received).
+fn wire_per_msg(r: &Outcome) -> (f64, f64) {
+    let n = r.msgs.max(1) as f64;
+    (r.wire_bytes.0 as f64 / n, r.wire_bytes.1 as f64 / n)
 }
 
 /// A JSON number with 4 decimals, or `null`.

@@ -12,14 +12,34 @@
 //! connection first (parsed, `Sec-WebSocket-Accept` checked); a connection counts as open only
 //! once its `101` arrived, and bytes after the `101` head go through the echo verification.
 
+use crate::deflate::{ClientDeflate, Offer};
+use crate::payload::Payload;
+
 /// A wire format for the echo engine.
 pub(crate) trait Wire {
-    /// Appends one message carrying `payload` to `out` and the exact expected reply to `expect`.
-    fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>, expect: &mut Vec<u8>);
+    /// Appends one message carrying `payload` to `out` and the exact expected reply to
+    /// `expect`; `deflate` is the connection's permessage-deflate state, if agreed.
+    fn encode(
+        &mut self,
+        payload: &[u8],
+        deflate: Option<&mut ClientDeflate>,
+        out: &mut Vec<u8>,
+        expect: &mut Vec<u8>,
+    );
 
     /// Whether connections must do the WebSocket upgrade handshake before any message.
     fn upgrades(&self) -> bool {
         false
+    }
+
+    /// What messages carry.
+    fn payload(&self) -> Payload {
+        Payload::Random
+    }
+
+    /// The permessage-deflate offer of the upgrade, if any (the server must accept it).
+    fn offer(&self) -> Option<Offer> {
+        None
     }
 }
 
@@ -28,7 +48,13 @@ pub(crate) trait Wire {
 pub(crate) struct Raw;
 
 impl Wire for Raw {
-    fn encode(&mut self, payload: &[u8], out: &mut Vec<u8>, expect: &mut Vec<u8>) {
+    fn encode(
+        &mut self,
+        payload: &[u8],
+        _deflate: Option<&mut ClientDeflate>,
+        out: &mut Vec<u8>,
+        expect: &mut Vec<u8>,
+    ) {
         out.extend_from_slice(payload);
         expect.extend_from_slice(payload);
     }

@@ -90,6 +90,9 @@ pub struct PerMessageDeflate {
     in_message: bool,
     /// The message's DEFLATE stream ended with a BFINAL block; the rest is ignored.
     stream_ended: bool,
+    /// Messages compressed and messages inflated so far.
+    compressed: u64,
+    inflated_count: u64,
 }
 
 impl PerMessageDeflate {
@@ -106,6 +109,8 @@ impl PerMessageDeflate {
             message_len: 0,
             in_message: false,
             stream_ended: false,
+            compressed: 0,
+            inflated_count: 0,
         }
     }
 
@@ -137,7 +142,10 @@ impl PerMessageDeflate {
         if result.is_err() {
             out.truncate(start);
             self.deflate = None;
-        } else if self.params.server_no_context_takeover() {
+            return result;
+        }
+        self.compressed += 1;
+        if self.params.server_no_context_takeover() {
             self.deflate = None;
         }
         result
@@ -183,6 +191,7 @@ impl PerMessageDeflate {
         }
         if fin {
             self.in_message = false;
+            self.inflated_count += 1;
             if self.params.client_no_context_takeover() || self.stream_ended {
                 self.inflate = None;
             }
@@ -205,6 +214,17 @@ impl PerMessageDeflate {
     /// against its `max_size`).
     pub fn take_inflated(&mut self) -> Bytes {
         Bytes::from(std::mem::take(&mut self.inflated))
+    }
+
+    /// Messages [`compress`](Self::compress)ed so far: each one went out with RSV1.
+    pub fn messages_compressed(&self) -> u64 {
+        self.compressed
+    }
+
+    /// Compressed messages inflated so far (counted when their last fragment was
+    /// inflated without error).
+    pub fn messages_inflated(&self) -> u64 {
+        self.inflated_count
     }
 
     /// Whether compressor state is allocated (between messages: only with context
@@ -319,6 +339,8 @@ impl std::fmt::Debug for PerMessageDeflate {
             .field("has_decompressor", &self.has_decompressor())
             .field("inflated", &self.inflated.len())
             .field("in_message", &self.in_message)
+            .field("messages_compressed", &self.compressed)
+            .field("messages_inflated", &self.inflated_count)
             .finish()
     }
 }

@@ -235,6 +235,19 @@ fn state_is_allocated_lazily_and_freed_without_takeover() {
 }
 
 #[test]
+fn counters_tell_messages_compressed_and_inflated() {
+    let mut p = takeover();
+    assert_eq!((p.messages_compressed(), p.messages_inflated()), (0, 0));
+    compress(&mut p, b"one");
+    compress(&mut p, b"");
+    p.decompress_fragment(&HELLO[..3], false, 100).unwrap();
+    assert_eq!(p.messages_inflated(), 0, "counted when the message ends");
+    p.decompress_fragment(&HELLO[3..], true, 100).unwrap();
+    assert!(p.decompress(b"\xff\xff", 100).is_err());
+    assert_eq!((p.messages_compressed(), p.messages_inflated()), (2, 1));
+}
+
+#[test]
 fn threshold_decides_what_is_compressed() {
     let mut config = DeflateConfig::default();
     let p = PerMessageDeflate::new(DeflateParams::default(), &config);

@@ -144,6 +144,16 @@ impl WebSocket {
             .map(PerMessageDeflate::params)
     }
 
+    /// The connection's permessage-deflate transform, if the extension is in use: its
+    /// [`params`](PerMessageDeflate::params), how many messages went out compressed
+    /// ([`messages_compressed`](PerMessageDeflate::messages_compressed)) and came in
+    /// compressed ([`messages_inflated`](PerMessageDeflate::messages_inflated)), and
+    /// whether it holds compressor state. A handler can tell whether the message it is
+    /// given arrived compressed by comparing `messages_inflated` with the previous value.
+    pub fn permessage_deflate(&self) -> Option<&PerMessageDeflate> {
+        self.deflate.as_deref()
+    }
+
     /// The code of the close frame this side sent, if any.
     pub fn sent_close_code(&self) -> Option<CloseCode> {
         self.sent_close
