@@ -151,7 +151,7 @@ impl WebSocket {
     /// whether it holds compressor state. A handler can tell whether the message it is
     /// given arrived compressed by comparing `messages_inflated` with the previous value.
     pub fn permessage_deflate(&self) -> Option<&PerMessageDeflate> {
-        self.deflate.as_deref()
+        self.cold.as_ref()?.deflate.as_ref()
     }
 
     /// The code of the close frame this side sent, if any.
