@@ -153,7 +153,7 @@ impl<H: Handler> Server<H> {
     /// none of its own stays single-threaded, as with a current-thread async runtime. On
     /// Linux that makes every socket call cheaper (a file table shared by no other thread
     /// is used without reference counting, and libc skips the cancellation bookkeeping of
-    /// `recv` and `send`): about 5% less CPU per message for a loopback echo.
+    /// `recv` and `send`): a few percent less CPU per message for a loopback echo.
     ///
     /// ```no_run
     /// # use gale_core::{Context, Handler, codec::Raw, server::ServerConfig};

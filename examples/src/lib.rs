@@ -245,7 +245,7 @@ impl CommonArgs {
     /// ([`gale_mio::Server::run`]) and the process starts no other thread (unless `--metrics`
     /// serves metrics): the signals are blocked and read from a signalfd by a timer on the
     /// loop every 100 ms, instead of by a signal-handling thread. A single-threaded process
-    /// spends about 5% less CPU per message on socket calls.
+    /// spends a few percent less CPU per message on socket calls.
     pub fn run_until_ctrl_c<H: Handler>(&self, handler: H, config: ServerConfig) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if self.driver == Driver::Mio && config.loops() == Some(1) {
