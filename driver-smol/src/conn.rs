@@ -9,8 +9,8 @@
 //! [`TaskMailbox`]; a `Timer` is boxed only once the connection has a deadline. Readiness
 //! is polled directly (`poll_readable`, `poll_writable`), and a short read is taken to mean
 //! the socket is empty: the task waits for readiness instead of spending a read to see
-//! `WouldBlock` (async-io re-arms the socket in the poller when it waits, and re-arming
-//! reports data that arrived meanwhile).
+//! `WouldBlock` (the socket is registered edge-triggered, so data that arrives after the
+//! read is reported as a new event).
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -134,7 +134,7 @@ const DRAINING: u8 = 1 << 1;
 const FORCED: u8 = 1 << 2;
 /// `handle_connect` was called (on the first poll, on the task's own thread).
 const STARTED: u8 = 1 << 3;
-/// The socket may have bytes: read without asking the reactor first.
+/// The socket may have bytes: read without asking the poller first.
 const READABLE: u8 = 1 << 4;
 /// A write would have blocked: wait for writability before writing again.
 const WRITE_BLOCKED: u8 = 1 << 5;
@@ -269,7 +269,7 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
                 conn.handle_eof(now);
             }
             Ok(n) => {
-                // A short read emptied the socket: wait for the reactor before reading again.
+                // A short read emptied the socket: wait for the poller before reading again.
                 if n < scratch.len() {
                     *flags &= !READABLE;
                 }

@@ -1,9 +1,9 @@
 //! Listeners and streams: TCP and Unix sockets behind one type each.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
 #[cfg(unix)]
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
@@ -12,6 +12,8 @@ use gale_core::PeerAddr;
 use gale_core::server::ServerConfig;
 use smol::Async;
 use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::poller::Polled;
 
 /// A bound listener [`serve`](crate::serve) accepts connections from: an
 /// [`Async<TcpListener>`] or, on Unix, an [`Async<UnixListener>`] (both convert with
@@ -58,35 +60,43 @@ impl Listener {
     pub(crate) async fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
         match &self.kind {
             ListenerKind::Tcp(l) => {
-                let (stream, peer) = l.accept().await?;
+                let (stream, peer) = l.read_with(|l| l.accept()).await?;
+                stream.set_nonblocking(true)?;
                 // Replies are small and latency matters more than packet count.
-                stream.get_ref().set_nodelay(true)?;
-                Ok((Stream::Tcp(stream), PeerAddr::Tcp(peer)))
+                stream.set_nodelay(true)?;
+                Ok((
+                    Stream::Tcp(mio::net::TcpStream::from_std(stream)),
+                    PeerAddr::Tcp(peer),
+                ))
             }
             #[cfg(unix)]
             ListenerKind::Unix(l) => {
-                let (stream, peer) = l.accept().await?;
+                let (stream, peer) = l.read_with(|l| l.accept()).await?;
+                stream.set_nonblocking(true)?;
                 let path = peer.as_pathname().map(Path::to_path_buf);
-                Ok((Stream::Unix(stream), PeerAddr::Unix(path)))
+                Ok((
+                    Stream::Unix(mio::net::UnixStream::from_std(stream)),
+                    PeerAddr::Unix(path),
+                ))
             }
         }
     }
 }
 
-/// An accepted connection's socket (non-blocking, registered with the async-io reactor).
+/// An accepted connection's socket (non-blocking, not registered anywhere yet).
 #[derive(Debug)]
 pub(crate) enum Stream {
-    Tcp(Async<TcpStream>),
+    Tcp(mio::net::TcpStream),
     #[cfg(unix)]
-    Unix(Async<UnixStream>),
+    Unix(mio::net::UnixStream),
 }
 
-/// What a connection's task needs from its socket. Implemented by `Async<TcpStream>` and
-/// `Async<UnixStream>`; the task is generic over it, so it holds the socket without an enum
-/// tag.
+/// What a connection's task needs from its socket. Implemented by TCP and Unix streams
+/// registered with the server's [`Poller`](crate::poller::Poller); the task is generic over
+/// it, so it holds the socket without an enum tag.
 pub(crate) trait ConnSocket: Unpin + Send + Sync + 'static {
-    /// Ready once the reactor reported readability since the last `Pending`; otherwise
-    /// registers `cx` (re-arming the socket in the poller).
+    /// Ready once the poller reported readability since the last `Ready`; otherwise
+    /// registers `cx`.
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// As `poll_readable`, for writability.
@@ -103,7 +113,7 @@ pub(crate) trait ConnSocket: Unpin + Send + Sync + 'static {
     fn shutdown_write(&self) -> io::Result<()>;
 }
 
-impl ConnSocket for Async<TcpStream> {
+impl ConnSocket for Polled<mio::net::TcpStream> {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Self::poll_readable(self, cx)
     }
@@ -118,7 +128,7 @@ impl ConnSocket for Async<TcpStream> {
 
     fn try_send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match bufs {
-            // std's TcpStream::write is `send(MSG_NOSIGNAL)`.
+            // mio's TcpStream::write is std's: `send(MSG_NOSIGNAL)`.
             [one] => self.get_ref().write(one),
             _ => SockRef::from(self.get_ref()).send_vectored_with_flags(bufs, SEND_FLAGS),
         }
@@ -130,7 +140,7 @@ impl ConnSocket for Async<TcpStream> {
 }
 
 #[cfg(unix)]
-impl ConnSocket for Async<UnixStream> {
+impl ConnSocket for Polled<mio::net::UnixStream> {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Self::poll_readable(self, cx)
     }

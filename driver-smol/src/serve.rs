@@ -17,6 +17,7 @@ use smol::{Executor, Task, Timer};
 
 use crate::conn::{ConnTask, DRAIN, FORCE, TaskMailbox};
 use crate::net::{Listener, Stream};
+use crate::poller::{Drive, Polled, Poller};
 use crate::stats::Metrics;
 
 /// Serves `listener` with `handler`: one task per connection, spawned on smol's global
@@ -62,6 +63,9 @@ pub struct Serve<H: Handler> {
     shared: Arc<Shared<H>>,
     jobs: Receiver<Job>,
     spawner: Spawner,
+    /// Created with the server, so that its descriptors exist from the start; a failure is
+    /// reported when the server runs.
+    poller: io::Result<(Arc<Poller>, Drive)>,
 }
 
 /// Controls a server started with [`serve`]: cheap to clone, usable from any thread.
@@ -91,7 +95,18 @@ impl<H: Handler> Serve<H> {
             shared,
             jobs,
             spawner: Spawner(None),
+            poller: Poller::new(),
         }
+    }
+
+    /// Fails if the server could not create its socket poller (which [`run`](Self::run)
+    /// would otherwise only log).
+    pub(crate) fn ready(mut self) -> io::Result<Self> {
+        if let Err(e) = self.poller {
+            self.poller = Err(io::Error::new(e.kind(), "already reported"));
+            return Err(e);
+        }
+        Ok(self)
     }
 
     /// Spawns connection and timer tasks on `executor` instead of smol's global one.
@@ -116,8 +131,18 @@ impl<H: Handler> Serve<H> {
             shared,
             jobs,
             spawner,
+            poller,
         } = self;
         let mut timers: Vec<Task<()>> = Vec::new();
+        let (poller, drive) = match poller {
+            Ok(poller) => poller,
+            Err(e) => {
+                tracing::error!(error = %e, "gale-smol server cannot poll sockets");
+                shared.stopped.fire();
+                return;
+            }
+        };
+        let drive = spawner.spawn(drive);
         tracing::info!(addr = ?shared.local_addr, "gale-smol server running");
         while !shared.draining.is_fired() {
             let step = async {
@@ -134,7 +159,7 @@ impl<H: Handler> Serve<H> {
                     timers.push(spawner.spawn(job.run()));
                 }
                 Step::Accepted(Ok((stream, peer))) => {
-                    shared.admit(stream, peer, &spawner);
+                    shared.admit(stream, peer, &poller, &spawner);
                 }
                 Step::Accepted(Err(e)) => accept_failed(e).await,
             }
@@ -156,6 +181,8 @@ impl<H: Handler> Serve<H> {
             // Each task closes at once when forced; this only bounds a wedged handler.
             within(Instant::now() + FORCE_GRACE, shared.conns.drained()).await;
         }
+        // Every connection is gone: nothing is registered with the poller any more.
+        drop(drive);
         shared.stopped.fire();
         tracing::info!(addr = ?shared.local_addr, "gale-smol server stopped");
     }
@@ -290,12 +317,30 @@ pub(crate) struct Shared<H: Handler> {
 impl<H: Handler> Shared<H> {
     /// Starts a task for an accepted connection, or closes it at once when the server is
     /// full (it never reaches the handler).
-    fn admit(self: &Arc<Self>, stream: Stream, peer: PeerAddr, spawner: &Spawner) {
+    fn admit(
+        self: &Arc<Self>,
+        stream: Stream,
+        peer: PeerAddr,
+        poller: &Arc<Poller>,
+        spawner: &Spawner,
+    ) {
         if !self.config.admits(self.conns.len()) {
             self.metrics.refused();
             tracing::debug!(%peer, "connection refused: max_connections reached");
             return;
         }
+        let result = match stream {
+            Stream::Tcp(s) => poller.register(s).map(Socket::Tcp),
+            #[cfg(unix)]
+            Stream::Unix(s) => poller.register(s).map(Socket::Unix),
+        };
+        let socket = match result {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot register connection");
+                return;
+            }
+        };
         let mailbox = self.conns.insert();
         let id = mailbox.id();
         tracing::debug!(%id, %peer, "connection accepted");
@@ -308,10 +353,10 @@ impl<H: Handler> Shared<H> {
         conn.set_handle(ConnHandle::new(id, mailbox.clone()));
         self.metrics.accepted();
         let shared = Arc::clone(self);
-        match stream {
-            Stream::Tcp(s) => spawner.spawn(ConnTask::new(conn, s, mailbox, shared)),
+        match socket {
+            Socket::Tcp(s) => spawner.spawn(ConnTask::new(conn, s, mailbox, shared)),
             #[cfg(unix)]
-            Stream::Unix(s) => spawner.spawn(ConnTask::new(conn, s, mailbox, shared)),
+            Socket::Unix(s) => spawner.spawn(ConnTask::new(conn, s, mailbox, shared)),
         }
         .detach();
     }
@@ -444,6 +489,13 @@ impl Spawner {
             None => smol::spawn(fut),
         }
     }
+}
+
+/// An accepted socket, registered.
+enum Socket {
+    Tcp(Polled<mio::net::TcpStream>),
+    #[cfg(unix)]
+    Unix(Polled<mio::net::UnixStream>),
 }
 
 enum Step {

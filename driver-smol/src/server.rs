@@ -104,7 +104,9 @@ impl<H: Handler> Server<H> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let listener = addr.bind(&self.config)?;
         let executor = Arc::new(Executor::new());
-        let serve = Serve::new(listener, self.handler, self.config).executor(Arc::clone(&executor));
+        let serve = Serve::new(listener, self.handler, self.config)
+            .ready()?
+            .executor(Arc::clone(&executor));
         let handle = serve.handle();
         let ex = Arc::clone(&executor);
         // The acceptor is a task of its own: the future given to `Executor::run` is polled
