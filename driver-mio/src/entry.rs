@@ -37,6 +37,8 @@ impl Flags {
     pub(crate) const WRITABLE: u8 = 1 << 2;
     /// The key is in the loop's queue of connections with work left.
     pub(crate) const QUEUED: u8 = 1 << 3;
+    /// The key has a deadline in the loop's timer queue.
+    pub(crate) const TIMER: u8 = 1 << 6;
     /// The socket is registered for readable events.
     const REG_READ: u8 = 1 << 4;
     /// The socket is registered for writable events.

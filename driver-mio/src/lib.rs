@@ -1,7 +1,9 @@
 //! gale-mio: gev's multi-reactor server on [`mio`].
 //!
 //! One acceptor thread and N reactor threads ("loops"), each with its own `mio::Poll`, a slab
-//! of connections and a timer queue. The driver only moves bytes and time between sockets and
+//! of connections and a timer queue. A single loop (or SO_REUSEPORT mode) accepts TCP
+//! connections itself, without the acceptor; [`Server::run`] runs loop 0 on the calling
+//! thread, so a one-loop server can keep its process single-threaded. The driver only moves bytes and time between sockets and
 //! [`gale_core::Connection`]: framing, backpressure, timeouts and close semantics all live in
 //! gale-core, so a [`Handler`](gale_core::Handler) behaves the same on every gale driver.
 //!

@@ -196,8 +196,9 @@ impl Drop for UnixPaths {
 }
 
 /// Binds every address. With `reuse_port`, each TCP address gets one SO_REUSEPORT listener
-/// per loop (the first binds, possibly to port 0, the others to the port it got); Unix
-/// sockets and, without `reuse_port`, TCP listeners go to the acceptor.
+/// per loop (the first binds, possibly to port 0, the others to the port it got); with a
+/// single loop, that loop owns the TCP listeners; Unix sockets and otherwise TCP listeners go
+/// to the acceptor.
 pub(crate) fn bind_all(
     binds: &[BindAddr],
     reuse_port: bool,
@@ -224,8 +225,10 @@ pub(crate) fn bind_all(
     };
     for bind in binds {
         match bind {
-            BindAddr::Tcp(addrs) if reuse_port => {
-                let first = bind_tcp(addrs, true, backlog)?;
+            // One loop accepts itself: an acceptor thread would only add a hop per
+            // connection (and a thread to the process).
+            BindAddr::Tcp(addrs) if reuse_port || loops == 1 => {
+                let first = bind_tcp(addrs, reuse_port, backlog)?;
                 let addr = first
                     .local_addr()
                     .ok_or_else(|| io::Error::other("no address"))?;

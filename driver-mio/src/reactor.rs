@@ -7,7 +7,9 @@
 //! metrics. After serving a connection the loop schedules its deadline from `poll_timeout`
 //! when it is earlier than the one queued (a later one waits until the queued one fires:
 //! `handle_timeout` is harmless early, and a busy connection does not touch the timer queue
-//! on every message), and re-registers its socket only when the wanted interest changed.
+//! on every message), cancels the queued one when the connection has no deadline left (so
+//! idle connections hold no timer entries), and re-registers its socket only when the wanted
+//! interest changed.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -219,6 +221,9 @@ impl<H: Handler> Reactor<H> {
         }
         let mut due = std::mem::take(&mut self.due);
         while let Some(key) = self.timers.poll_expired(now) {
+            if let Some(e) = self.conns.get_mut(key) {
+                e.flags.set(Flags::TIMER, false);
+            }
             due.push(key);
         }
         let budget = self.budget;
@@ -256,10 +261,22 @@ impl<H: Handler> Reactor<H> {
             Step::Idle | Step::Yield => &mut self.conns[key],
         };
         self.metrics.observe(before, &e.conn);
-        if let Some(next) = e.conn.poll_timeout()
-            && self.timers.deadline(key).is_none_or(|queued| next < queued)
-        {
-            self.timers.schedule(key, next);
+        match e.conn.poll_timeout() {
+            Some(next)
+                if !e.flags.has(Flags::TIMER)
+                    || self.timers.deadline(key).is_none_or(|queued| next < queued) =>
+            {
+                self.timers.schedule(key, next);
+                e.flags.set(Flags::TIMER, true);
+            }
+            Some(_) => {}
+            // No deadline any more (a WebSocket past its handshake timeout, say): an idle
+            // connection should not keep an entry in the timer queue.
+            None if e.flags.has(Flags::TIMER) => {
+                self.timers.cancel(key);
+                e.flags.set(Flags::TIMER, false);
+            }
+            None => {}
         }
         let want = e.wanted_interest();
         let have = e.flags.interest();

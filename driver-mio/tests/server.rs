@@ -162,6 +162,36 @@ fn a_start_that_fails_half_way_removes_the_socket_file_it_created() {
 }
 
 #[test]
+fn run_serves_on_the_calling_thread_with_one_loop_and_no_other_thread() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        let mut config = ServerConfig::default();
+        config.set_loops(Some(1));
+        let caller = std::thread::current().id();
+        Server::new(Where)
+            .config(config)
+            .bind("127.0.0.1:0")
+            .unwrap()
+            .run(|server| tx.send((server.clone(), caller)).unwrap())
+            .unwrap();
+    });
+    let (server, caller) = rx.recv_timeout(TIMEOUT).unwrap();
+    let mut client = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    client.set_read_timeout(Some(TIMEOUT)).unwrap();
+    client.write_all(b"?").unwrap();
+    let mut buf = [0; 64];
+    let n = client.read(&mut buf).unwrap();
+    // The connection was accepted and served by the thread that called `run`: there is
+    // no acceptor and no loop thread.
+    assert_eq!(&buf[..n], format!("{caller:?}").as_bytes());
+    server.stop();
+    runner.join().unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
 fn start_without_an_address_fails() {
     let err = Server::new(Echo).start().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
@@ -179,6 +209,22 @@ impl Handler for Echo {
 
     fn on_message(&self, cx: &mut Context<'_, Self>, msg: Bytes) {
         let _ = cx.send(msg);
+    }
+}
+
+/// Answers every message with the id of the thread that served it.
+struct Where;
+
+impl Handler for Where {
+    type Protocol = Raw;
+    type State = ();
+
+    fn protocol(&self) -> Raw {
+        Raw::new()
+    }
+
+    fn on_message(&self, cx: &mut Context<'_, Self>, _: Bytes) {
+        let _ = cx.send(Bytes::from(format!("{:?}", std::thread::current().id())));
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 use gale_core::ws::{Message, Outbound, UpgradeDecision, WebSocket, WsConfig};
 use gale_core::{CloseReason, Context, Handler};
-use gale_examples::{CommonArgs, run_until_ctrl_c};
+use gale_examples::CommonArgs;
 
 /// WebSocket echo server.
 #[derive(Parser)]
@@ -99,6 +99,6 @@ fn main() -> std::io::Result<()> {
     let handler = WsEcho {
         config: Arc::new(config),
     };
-    let server = args.common.start(handler, args.common.server_config())?;
-    run_until_ctrl_c(&*server)
+    args.common
+        .run_until_ctrl_c(handler, args.common.server_config())
 }

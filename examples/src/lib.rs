@@ -237,6 +237,24 @@ impl CommonArgs {
         config
     }
 
+    /// Runs `handler` with `config` on the chosen driver and address until Ctrl-C (or
+    /// SIGTERM), then stops it gracefully; prints `listening on ADDR` first (see
+    /// [`run_until_ctrl_c`]).
+    ///
+    /// With the mio driver and one loop, on Linux, the server runs on this thread
+    /// ([`gale_mio::Server::run`]) and the process starts no other thread (unless `--metrics`
+    /// serves metrics): the signals are blocked and read from a signalfd by a timer on the
+    /// loop every 100 ms, instead of by a signal-handling thread. A single-threaded process
+    /// spends a few percent less CPU per message on socket calls.
+    pub fn run_until_ctrl_c<H: Handler>(&self, handler: H, config: ServerConfig) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if self.driver == Driver::Mio && config.loops() == Some(1) {
+            return single_thread::run_mio(handler, config, self.addr());
+        }
+        let server = self.start(handler, config)?;
+        run_until_ctrl_c(&*server)
+    }
+
     /// Starts `handler` with `config` on the chosen driver and address.
     pub fn start<H: Handler>(
         &self,
@@ -270,6 +288,61 @@ pub fn init(log_json: bool, metrics: Option<SocketAddr>) -> io::Result<()> {
         tracing::info!(%addr, "Prometheus metrics at http://{addr}/metrics");
     }
     Ok(())
+}
+
+/// A one-loop gale-mio server on the calling thread, stopped by Ctrl-C or SIGTERM without a
+/// signal thread.
+#[cfg(target_os = "linux")]
+mod single_thread {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use gale_core::Handler;
+    use gale_core::server::ServerConfig;
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+    /// Runs until one of the signals `ctrlc` would catch arrives, then stops gracefully.
+    pub(super) fn run_mio<H: Handler>(
+        handler: H,
+        config: ServerConfig,
+        addr: SocketAddr,
+    ) -> io::Result<()> {
+        let mut signals = SigSet::empty();
+        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            signals.add(signal);
+        }
+        // Blocked, the signals wait for the signalfd (threads started later inherit the mask).
+        signals.thread_block().map_err(io::Error::from)?;
+        let signalfd =
+            SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+                .map_err(io::Error::from)?;
+        gale_mio::Server::new(handler)
+            .config(config)
+            .bind(addr)?
+            .run(|server| {
+                match server.local_addr() {
+                    Some(addr) => println!("listening on {addr}"),
+                    None => println!("listening"),
+                }
+                let handle = Arc::clone(server);
+                let mut signalfd = Some(signalfd);
+                server.run_every(SIGNAL_POLL, move || {
+                    if let Some(fd) = &signalfd
+                        && let Ok(Some(_)) = fd.read_signal()
+                    {
+                        signalfd = None;
+                        tracing::info!("stopping");
+                        handle.stop();
+                    }
+                });
+            })
+    }
+
+    /// How often the loop looks for a signal.
+    const SIGNAL_POLL: Duration = Duration::from_millis(100);
 }
 
 /// Prints `listening on ADDR` on stdout, waits for Ctrl-C (or SIGTERM), then stops the

@@ -51,54 +51,71 @@ use crate::protocol::{CloseReason, Protocol, ProtocolCx, ProtocolError};
 ///
 /// # Memory
 ///
-/// Nothing is allocated up front. The handshake decoder is dropped at the upgrade, a
-/// fragmented message's buffer after the message; a single-frame message is split off the
-/// receive buffer without copying. An idle open connection holds only this struct.
+/// Every open connection holds one of these, so it is kept small (112 bytes on 64-bit
+/// targets): what only some connections need (a fragmented message's reassembly buffer, a
+/// subprotocol, permessage-deflate, the error that ended the connection) lives in a boxed
+/// part allocated on first use and freed when empty, and one deadline slot serves the
+/// handshake timeout, the keepalive ping or the close wait, whichever the state needs.
+/// The handshake decoder is allocated with the first bytes of the request and dropped at
+/// the upgrade; a single-frame message is taken from the receive buffer without copying.
+/// An idle open connection holds only this struct.
 pub struct WebSocket {
     config: Arc<WsConfig>,
-    state: State,
-    /// The upgrade request decoder, until the upgrade.
+    /// The upgrade request decoder, from the first request bytes until the upgrade.
     handshake: Option<Box<RequestDecoder>>,
+    /// What few connections need; see [`Cold`].
+    cold: Option<Box<Cold>>,
     /// The frame whose payload is arriving.
     frame: Option<InFrame>,
     /// The data message in progress (between its first frame and its last).
     message: Option<InMessage>,
-    /// Fragments of the message in progress, when it has more than one.
-    assembly: BytesMut,
     deadlines: [Option<Instant>; TIMERS],
-    subprotocol: Option<Box<str>>,
-    /// permessage-deflate, when negotiated (boxed: most connections go without).
-    deflate: Option<Box<PerMessageDeflate>>,
     sent_close: Option<CloseCode>,
     peer_close: Option<CloseCode>,
+    state: State,
+}
+
+/// The part of a [`WebSocket`] that few connections need, boxed and allocated on first use.
+#[derive(Default)]
+struct Cold {
+    /// Fragments of the message in progress, when it has more than one.
+    assembly: BytesMut,
+    subprotocol: Option<Box<str>>,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<PerMessageDeflate>,
     error: Option<WsError>,
+}
+
+impl Cold {
+    fn is_empty(&self) -> bool {
+        self.assembly.capacity() == 0
+            && self.subprotocol.is_none()
+            && self.deflate.is_none()
+            && self.error.is_none()
+    }
 }
 
 impl WebSocket {
     /// A connection at the start of its handshake.
     pub fn new(config: Arc<WsConfig>) -> Self {
-        let decoder = RequestDecoder::with_limits(*config.http_limits());
         Self {
             config,
-            state: State::Handshake,
-            handshake: Some(Box::new(decoder)),
+            handshake: None,
+            cold: None,
             frame: None,
             message: None,
-            assembly: BytesMut::new(),
             deadlines: [None; TIMERS],
-            subprotocol: None,
-            deflate: None,
             sent_close: None,
             peer_close: None,
-            error: None,
+            state: State::Handshake,
         }
     }
 
     /// Starts the handshake timeout at `now` (the connection was accepted). Later calls and
     /// calls after the upgrade do nothing.
     fn arm_handshake_timeout(&mut self, now: Instant) {
-        if self.state == State::Handshake && self.deadlines[Timer::Handshake as usize].is_none() {
-            self.deadlines[Timer::Handshake as usize] =
+        if self.state == State::Handshake && self.deadlines[Timer::State as usize].is_none() {
+            self.deadlines[Timer::State as usize] =
                 self.config.handshake_timeout().map(|t| now + t);
         }
     }
@@ -115,12 +132,16 @@ impl WebSocket {
 
     /// The subprotocol chosen at the upgrade.
     pub fn subprotocol(&self) -> Option<&str> {
-        self.subprotocol.as_deref()
+        self.cold.as_ref()?.subprotocol.as_deref()
     }
 
     /// The permessage-deflate parameters agreed at the upgrade, if the extension is in use.
     pub fn deflate(&self) -> Option<&DeflateParams> {
-        self.deflate.as_deref().map(PerMessageDeflate::params)
+        self.cold
+            .as_ref()?
+            .deflate
+            .as_ref()
+            .map(PerMessageDeflate::params)
     }
 
     /// The connection's permessage-deflate transform, if the extension is in use: its
@@ -130,7 +151,7 @@ impl WebSocket {
     /// whether it holds compressor state. A handler can tell whether the message it is
     /// given arrived compressed by comparing `messages_inflated` with the previous value.
     pub fn permessage_deflate(&self) -> Option<&PerMessageDeflate> {
-        self.deflate.as_deref()
+        self.cold.as_ref()?.deflate.as_ref()
     }
 
     /// The code of the close frame this side sent, if any.
@@ -146,7 +167,7 @@ impl WebSocket {
 
     /// What the peer did wrong, if the connection was failed because of it.
     pub fn error(&self) -> Option<&WsError> {
-        self.error.as_ref()
+        self.cold.as_ref()?.error.as_ref()
     }
 
     /// Heap bytes this connection's protocol state holds (for the memory tests).
@@ -156,7 +177,32 @@ impl WebSocket {
             .handshake
             .as_ref()
             .map_or(0, |_| size_of::<RequestDecoder>());
-        decoder + self.assembly.capacity() + self.subprotocol.as_ref().map_or(0, |p| p.len())
+        let cold = self.cold.as_ref().map_or(0, |c| {
+            size_of::<Cold>()
+                + c.assembly.capacity()
+                + c.subprotocol.as_ref().map_or(0, |p| p.len())
+        });
+        decoder + cold
+    }
+
+    /// The boxed part, allocated now if it was not.
+    fn cold_mut(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_default()
+    }
+
+    /// Frees the boxed part when nothing in it is in use.
+    fn shrink_cold(&mut self) {
+        if self.cold.as_ref().is_some_and(|c| c.is_empty()) {
+            self.cold = None;
+        }
+    }
+
+    /// Drops a reassembly buffer (the message ended or the connection did).
+    fn free_assembly(&mut self) {
+        if let Some(cold) = self.cold.as_mut() {
+            cold.assembly = BytesMut::new();
+        }
+        self.shrink_cold();
     }
 
     fn decode_handshake(
@@ -166,9 +212,13 @@ impl WebSocket {
         eof: bool,
     ) -> Result<Option<Message>, ProtocolError> {
         self.arm_handshake_timeout(cx.now());
-        let Some(decoder) = self.handshake.as_mut() else {
+        if src.is_empty() && !eof {
             return Ok(None);
-        };
+        }
+        let limits = *self.config.http_limits();
+        let decoder = self
+            .handshake
+            .get_or_insert_with(|| Box::new(RequestDecoder::with_limits(limits)));
         let decoded = if eof {
             decoder.decode_eof(src)
         } else {
@@ -182,14 +232,18 @@ impl WebSocket {
         match self.upgrade(&request) {
             Ok((response, subprotocol, deflate)) => {
                 cx.send(response);
-                self.deflate =
-                    deflate.map(|p| Box::new(PerMessageDeflate::new(p, self.config.deflate())));
                 self.handshake = None;
+                if let Some(params) = deflate {
+                    let pmd = PerMessageDeflate::new(params, self.config.deflate());
+                    self.cold_mut().deflate = Some(pmd);
+                }
+                if subprotocol.is_some() {
+                    self.cold_mut().subprotocol.clone_from(&subprotocol);
+                }
                 self.state = State::Open;
                 self.deadlines = [None; TIMERS];
-                self.deadlines[Timer::Ping as usize] =
+                self.deadlines[Timer::State as usize] =
                     self.config.ping_interval().map(|i| cx.now() + i);
-                self.subprotocol.clone_from(&subprotocol);
                 let (head, _) = request.into_parts();
                 Ok(Some(Message::Open(Box::new(Upgraded {
                     head,
@@ -246,12 +300,12 @@ impl WebSocket {
 
     fn end(&mut self, e: WsError) -> ProtocolError {
         let err = ProtocolError::WebSocket(e.clone());
-        self.error = Some(e);
+        self.free_assembly();
+        self.cold_mut().error = Some(e);
         self.state = State::Closed;
         self.deadlines = [None; TIMERS];
         self.frame = None;
         self.message = None;
-        self.assembly = BytesMut::new();
         err
     }
 }
@@ -298,8 +352,8 @@ impl Protocol for WebSocket {
     }
 
     fn frame_size_hint(&self, src: &BytesMut) -> Option<usize> {
-        if let Some(decoder) = &self.handshake {
-            return decoder.frame_size_hint(src);
+        if self.state == State::Handshake {
+            return self.handshake.as_ref()?.frame_size_hint(src);
         }
         if let Some(frame) = &self.frame {
             return Some(frame.len);
@@ -319,10 +373,10 @@ impl Protocol for WebSocket {
         now: Instant,
     ) -> Result<(), ProtocolError> {
         let due = |t: Timer| self.deadlines[t as usize].is_some_and(|at| at <= now);
-        if due(Timer::Handshake) {
+        if due(Timer::State) && self.state == State::Handshake {
             return Err(self.refuse(cx, HandshakeError::Timeout));
         }
-        if due(Timer::Close) {
+        if due(Timer::State) && self.state == State::CloseSent {
             self.state = State::Closed;
             self.deadlines = [None; TIMERS];
             cx.close();
@@ -331,11 +385,12 @@ impl Protocol for WebSocket {
         if due(Timer::Pong) {
             return Err(self.fail(cx, WsError::PongTimeout));
         }
-        if due(Timer::Ping)
+        if due(Timer::State)
+            && self.state == State::Open
             && let Some(interval) = self.config.ping_interval()
         {
             cx.send(encode_frame(true, OpCode::Ping, b""));
-            self.deadlines[Timer::Ping as usize] = Some(now + interval);
+            self.deadlines[Timer::State as usize] = Some(now + interval);
             let pong = &mut self.deadlines[Timer::Pong as usize];
             if pong.is_none() {
                 *pong = Some(now + self.config.pong_timeout());
@@ -366,7 +421,7 @@ impl Protocol for WebSocket {
         self.state = State::Closed;
         self.handshake = None;
         self.deadlines = [None; TIMERS];
-        self.assembly = BytesMut::new();
+        self.free_assembly();
     }
 }
 
@@ -381,10 +436,10 @@ impl std::fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
             .field("state", &self.state)
-            .field("subprotocol", &self.subprotocol)
+            .field("subprotocol", &self.subprotocol())
             .field("sent_close", &self.sent_close)
             .field("peer_close", &self.peer_close)
-            .field("error", &self.error)
+            .field("error", &self.error())
             .finish_non_exhaustive()
     }
 }
@@ -398,15 +453,18 @@ enum State {
 }
 
 /// One entry per protocol deadline; `poll_timeout` is the min over this table.
+///
+/// The states never need the same deadline at once, so one slot serves them all.
 #[derive(Debug, Clone, Copy)]
 enum Timer {
-    Handshake = 0,
-    Ping = 1,
-    Pong = 2,
-    Close = 3,
+    /// The state's own deadline: `Handshake`, the handshake timeout; `Open`, the next
+    /// keepalive ping; `CloseSent`, the wait for the peer's close frame.
+    State = 0,
+    /// `Open`: the answer to a keepalive ping is due (any bytes count).
+    Pong = 1,
 }
 
-const TIMERS: usize = 4;
+const TIMERS: usize = 2;
 
 /// Largest control frame payload (RFC 6455 §5.5).
 const MAX_CONTROL: usize = 125;

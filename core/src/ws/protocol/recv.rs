@@ -58,13 +58,19 @@ impl WebSocket {
                 if frame.compressed {
                     self.inflate(cx, &src[..frame.len], false)?;
                 } else {
-                    self.assembly.extend_from_slice(&src[..frame.len]);
+                    self.cold_mut()
+                        .assembly
+                        .extend_from_slice(&src[..frame.len]);
                 }
                 src.advance(frame.len);
                 continue;
             }
             let payload = if frame.len == 0 {
                 Bytes::new()
+            } else if frame.len == src.len() {
+                // The frame is all that is buffered (the common case): take the buffer
+                // whole, which is free, where splitting it would allocate a shared header.
+                std::mem::take(src).freeze()
             } else {
                 src.split_to(frame.len).freeze()
             };
@@ -79,7 +85,7 @@ impl WebSocket {
     fn start_frame(&mut self, h: &Header) -> Result<InFrame, WsError> {
         // RSV1 marks the first frame of a compressed message, once permessage-deflate is
         // agreed (RFC 7692 §6); RSV2 and RSV3 are never used.
-        let compressed = h.rsv() == RSV1 && self.deflate.is_some();
+        let compressed = h.rsv() == RSV1 && self.cold.as_ref().is_some_and(|c| c.deflate.is_some());
         if h.rsv() != 0 && !compressed {
             return Err(WsError::ReservedBits);
         }
@@ -174,7 +180,7 @@ impl WebSocket {
             }
             self.message = None;
         }
-        let inflated = match self.deflate.as_deref_mut() {
+        let inflated = match self.cold.as_mut().and_then(|c| c.deflate.as_mut()) {
             Some(pmd) if compressed => Some(pmd.take_inflated()),
             _ => None,
         };
@@ -197,14 +203,17 @@ impl WebSocket {
         }
         if !frame.fin {
             // invariant: decode_frames copies non-final fragments itself; kept for safety.
-            self.assembly.extend_from_slice(&payload);
+            self.cold_mut().assembly.extend_from_slice(&payload);
             return Ok(None);
         }
-        let whole = if self.assembly.is_empty() {
-            payload
-        } else {
-            self.assembly.extend_from_slice(&payload);
-            std::mem::take(&mut self.assembly).freeze()
+        let whole = match self.cold.as_mut() {
+            Some(cold) if !cold.assembly.is_empty() => {
+                cold.assembly.extend_from_slice(&payload);
+                let whole = std::mem::take(&mut cold.assembly).freeze();
+                self.shrink_cold();
+                whole
+            }
+            _ => payload,
         };
         Ok(Some(if text {
             Message::Text(Utf8Bytes::from_validated(whole))
@@ -224,7 +233,8 @@ impl WebSocket {
         fin: bool,
     ) -> Result<(), ProtocolError> {
         let max = self.config.max_message_size();
-        let (Some(pmd), Some(msg)) = (self.deflate.as_deref_mut(), self.message.as_mut()) else {
+        let pmd = self.cold.as_mut().and_then(|c| c.deflate.as_mut());
+        let (Some(pmd), Some(msg)) = (pmd, self.message.as_mut()) else {
             return Ok(()); // invariant: compressed messages exist only with deflate agreed
         };
         let checked = match pmd.decompress_fragment(data, fin, max) {
@@ -259,7 +269,7 @@ impl WebSocket {
         self.state = State::Closed;
         self.deadlines = [None; TIMERS];
         self.message = None;
-        self.assembly = BytesMut::new();
+        self.free_assembly();
         cx.close();
         Ok(Message::Close(frame))
     }

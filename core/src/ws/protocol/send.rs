@@ -19,8 +19,9 @@ impl WebSocket {
         payload: Bytes,
     ) -> Result<(), OutboundError> {
         let Some(pmd) = self
-            .deflate
-            .as_deref_mut()
+            .cold
+            .as_mut()
+            .and_then(|c| c.deflate.as_mut())
             .filter(|p| p.should_compress(payload.len()))
         else {
             Self::send_data(cx, true, opcode, payload);
@@ -86,7 +87,7 @@ impl WebSocket {
                 self.sent_close = Some(code);
                 self.state = State::CloseSent;
                 self.deadlines = [None; TIMERS];
-                self.deadlines[Timer::Close as usize] =
+                self.deadlines[Timer::State as usize] =
                     Some(cx.now() + self.config.close_timeout());
             }
             Outbound::Frame(frame) if frame.opcode == OpCode::Close => {
