@@ -1,17 +1,18 @@
 //! The driver API convention shared by every gale driver: [`Server`] builds, binds and starts
-//! a server on threads of its own; [`ServerHandle`] controls it.
+//! a server on threads of its own (or runs it on the calling thread); [`ServerHandle`]
+//! controls it.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gale_core::server::{Registry, ServerConfig};
 use gale_core::{Handler, Outgoing};
-use tokio::runtime::Builder;
+use tokio::runtime::{Builder, Runtime};
 
 use crate::net::BindAddr;
 use crate::serve::{Serve, ServeHandle};
@@ -44,10 +45,15 @@ pub struct Server<H: Handler> {
     addr: Option<BindAddr>,
 }
 
-/// A running server started by [`Server::start`]. Dropping it stops the server.
+/// A running server started by [`Server::start`] (or [`Server::run`]). Dropping it stops
+/// the server.
 pub struct ServerHandle<H: Handler> {
     handle: ServeHandle<H>,
+    /// The accept thread of a server started by [`Server::start`].
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set once the server has stopped and its runtime is gone.
+    stopped: Mutex<bool>,
+    stopped_cv: Condvar,
     #[cfg(unix)]
     unix_path: Option<PathBuf>,
 }
@@ -94,6 +100,60 @@ impl<H: Handler> Server<H> {
     /// multi-thread runtime with `loops` workers (default: available parallelism), plus one
     /// thread that accepts.
     pub fn start(self) -> io::Result<ServerHandle<H>> {
+        let (runtime, serve, mut handle) = self.prepare()?;
+        let thread = std::thread::Builder::new()
+            .name("gale-tokio-accept".into())
+            .spawn(move || {
+                runtime.block_on(serve.run());
+                runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+            })?;
+        handle.thread = Mutex::new(Some(thread));
+        Ok(handle)
+    }
+
+    /// Binds and runs the server on the calling thread until it stops, as
+    /// [`start`](Self::start) would on its accept thread: with one loop on a current-thread
+    /// runtime, so the server needs no thread but this one (a single-threaded process makes
+    /// cheaper socket calls). `on_start` gets the handle first: arm timers, hand it to
+    /// whatever will call [`stop`](ServerHandle::stop).
+    ///
+    /// ```no_run
+    /// # use gale_tokio::gale_core::{Context, Handler, codec::Raw, server::ServerConfig};
+    /// # struct Echo;
+    /// # impl Handler for Echo {
+    /// #     type Protocol = Raw;
+    /// #     type State = ();
+    /// #     fn protocol(&self) -> Raw { Raw::new() }
+    /// #     fn on_message(&self, cx: &mut Context<'_, Self>, msg: bytes::Bytes) { let _ = cx.send(msg); }
+    /// # }
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let mut config = ServerConfig::default();
+    /// config.set_loops(Some(1));
+    /// gale_tokio::Server::new(Echo)
+    ///     .config(config)
+    ///     .bind("127.0.0.1:9000")?
+    ///     .run(|server| {
+    ///         // Stop after a minute, from a timer on the server's own runtime.
+    ///         let handle = server.clone();
+    ///         server.run_after(Duration::from_secs(60), move || handle.stop());
+    ///     })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn run(self, on_start: impl FnOnce(&Arc<ServerHandle<H>>)) -> io::Result<()> {
+        let (runtime, serve, handle) = self.prepare()?;
+        let handle = Arc::new(handle);
+        on_start(&handle);
+        runtime.block_on(serve.run());
+        runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+        handle.finish();
+        Ok(())
+    }
+
+    /// The runtime, the bound server and its handle (without a thread yet).
+    fn prepare(self) -> io::Result<(Runtime, Serve<H>, ServerHandle<H>)> {
         let addr = self.addr.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -117,22 +177,18 @@ impl<H: Handler> Server<H> {
             addr.bind(&self.config)?
         };
         let serve = Serve::new(listener, self.handler, self.config);
-        let handle = serve.handle();
-        let thread = std::thread::Builder::new()
-            .name("gale-tokio-accept".into())
-            .spawn(move || {
-                runtime.block_on(serve.run());
-                runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
-            })?;
-        Ok(ServerHandle {
-            handle,
-            thread: Mutex::new(Some(thread)),
+        let handle = ServerHandle {
+            handle: serve.handle(),
+            thread: Mutex::new(None),
+            stopped: Mutex::new(false),
+            stopped_cv: Condvar::new(),
             #[cfg(unix)]
             unix_path: match addr {
                 BindAddr::Unix(path) => Some(path),
                 BindAddr::Tcp(_) => None,
             },
-        })
+        };
+        Ok((runtime, serve, handle))
     }
 }
 
@@ -163,26 +219,54 @@ impl<H: Handler> ServerHandle<H> {
     }
 
     /// Stops gracefully: stops accepting, flushes and closes every connection (at most the
-    /// config's stop timeout; connections still flushing then close at once), then joins the
-    /// threads. Idempotent. It blocks: from a handler callback or a timer, which run on the
-    /// server's own threads, call [`serve_handle`](Self::serve_handle)`().stop()` instead.
+    /// config's stop timeout; connections still flushing then close at once), then waits
+    /// for the server's threads. Idempotent. Called from within a tokio runtime (a handler
+    /// callback or a timer, which run on the server's own runtime), it only starts the stop
+    /// and returns without waiting.
     pub fn stop(&self) {
         self.handle.stop();
         self.wait();
     }
 
     /// Blocks until the server has stopped (after [`stop`](Self::stop), from any thread).
+    /// Returns at once when called from within a tokio runtime, where blocking could keep
+    /// the server from stopping.
     pub fn wait(&self) {
-        let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(thread) = thread.take() {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
             if thread.join().is_err() {
                 tracing::error!("gale-tokio server thread panicked");
             }
+            self.finish();
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        while !*stopped {
+            stopped = self
+                .stopped_cv
+                .wait(stopped)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// The server has stopped: removes its Unix socket and wakes the waiters.
+    fn finish(&self) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*stopped {
+            *stopped = true;
             #[cfg(unix)]
             if let Some(path) = &self.unix_path {
                 let _ = std::fs::remove_file(path);
             }
         }
+        self.stopped_cv.notify_all();
     }
 
     /// The runtime-native handle of the same server.

@@ -3,8 +3,8 @@
 //! `cargo run --release --example echo -- --port 1833`, then `nc 127.0.0.1 1833`.
 
 use clap::Parser;
+use gale_examples::CommonArgs;
 use gale_examples::handlers::Echo;
-use gale_examples::{CommonArgs, run_until_ctrl_c};
 
 /// Echo server (gev's example/echo).
 #[derive(Parser)]
@@ -16,6 +16,6 @@ struct Args {
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     args.common.init()?;
-    let server = args.common.start(Echo, args.common.server_config())?;
-    run_until_ctrl_c(&*server)
+    args.common
+        .run_until_ctrl_c(Echo, args.common.server_config())
 }

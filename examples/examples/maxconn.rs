@@ -5,8 +5,8 @@
 //! `cargo run --release --example maxconn -- --max 1`
 
 use clap::Parser;
+use gale_examples::CommonArgs;
 use gale_examples::handlers::Echo;
-use gale_examples::{CommonArgs, run_until_ctrl_c};
 
 /// Echo server with a connection limit.
 #[derive(Parser)]
@@ -23,6 +23,5 @@ fn main() -> std::io::Result<()> {
     args.common.init()?;
     let mut config = args.common.server_config();
     config.set_max_connections(Some(args.max));
-    let server = args.common.start(Echo, config)?;
-    run_until_ctrl_c(&*server)
+    args.common.run_until_ctrl_c(Echo, config)
 }

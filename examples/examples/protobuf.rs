@@ -36,8 +36,8 @@
 //! `RUST_LOG=warn` silences them.
 
 use clap::Parser;
+use gale_examples::CommonArgs;
 use gale_examples::protobuf::ProtobufServer;
-use gale_examples::{CommonArgs, run_until_ctrl_c};
 
 /// gev protobuf server: logs and answers `msg1` / `msg2` frames.
 #[derive(Parser)]
@@ -49,8 +49,6 @@ struct Args {
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     args.common.init()?;
-    let server = args
-        .common
-        .start(ProtobufServer::new(), args.common.server_config())?;
-    run_until_ctrl_c(&*server)
+    args.common
+        .run_until_ctrl_c(ProtobufServer::new(), args.common.server_config())
 }

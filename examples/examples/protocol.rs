@@ -4,8 +4,8 @@
 //! `cargo run --release --example protocol -- --port 1833`
 
 use clap::Parser;
+use gale_examples::CommonArgs;
 use gale_examples::handlers::FrameEcho;
-use gale_examples::{CommonArgs, run_until_ctrl_c};
 
 /// Length-prefixed frame echo server (gev's example/protocol).
 #[derive(Parser)]
@@ -17,6 +17,6 @@ struct Args {
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     args.common.init()?;
-    let server = args.common.start(FrameEcho, args.common.server_config())?;
-    run_until_ctrl_c(&*server)
+    args.common
+        .run_until_ctrl_c(FrameEcho, args.common.server_config())
 }

@@ -91,6 +91,32 @@ pub fn start<H: Handler>(
     }
 }
 
+/// Runs `handler` on `driver` on the calling thread until the server stops
+/// (`gale_X::Server::run`): with one loop, the server needs no other thread. `on_start`
+/// gets the server's handle first, to arm timers or hand it to whatever stops it.
+pub fn run<H: Handler>(
+    driver: Driver,
+    handler: H,
+    config: ServerConfig,
+    addr: SocketAddr,
+    on_start: impl FnOnce(Arc<dyn RunningServer<Outgoing<H>>>),
+) -> io::Result<()> {
+    match driver {
+        Driver::Mio => gale_mio::Server::new(handler)
+            .config(config)
+            .bind(addr)?
+            .run(|server| on_start(server.clone())),
+        Driver::Tokio => gale_tokio::Server::new(handler)
+            .config(config)
+            .bind(addr)?
+            .run(|server| on_start(server.clone())),
+        Driver::Smol => gale_smol::Server::new(handler)
+            .config(config)
+            .bind(addr)?
+            .run(|server| on_start(server.clone())),
+    }
+}
+
 /// A driver's task pool (`gale_X::TaskPool`), whatever its driver: long work off the event
 /// loops, admitted by gale-core's task queue.
 pub trait TaskPool: Send + Sync {
@@ -241,15 +267,16 @@ impl CommonArgs {
     /// SIGTERM), then stops it gracefully; prints `listening on ADDR` first (see
     /// [`run_until_ctrl_c`]).
     ///
-    /// With the mio driver and one loop, on Linux, the server runs on this thread
-    /// ([`gale_mio::Server::run`]) and the process starts no other thread (unless `--metrics`
-    /// serves metrics): the signals are blocked and read from a signalfd by a timer on the
-    /// loop every 100 ms, instead of by a signal-handling thread. A single-threaded process
-    /// spends a few percent less CPU per message on socket calls.
+    /// With one loop, on Linux, the server runs on this thread ([`run`]: `gale_X::Server::run`)
+    /// and gale-mio and gale-tokio start no other thread (async-io keeps one of its own;
+    /// `--metrics` serves metrics from another): the signals are blocked and read from a
+    /// signalfd by a timer on the server every 100 ms, instead of by a signal-handling
+    /// thread. A single-threaded process spends a few percent less CPU per message on
+    /// socket calls.
     pub fn run_until_ctrl_c<H: Handler>(&self, handler: H, config: ServerConfig) -> io::Result<()> {
         #[cfg(target_os = "linux")]
-        if self.driver == Driver::Mio && config.loops() == Some(1) {
-            return single_thread::run_mio(handler, config, self.addr());
+        if config.loops() == Some(1) {
+            return single_thread::run(self.driver, handler, config, self.addr());
         }
         let server = self.start(handler, config)?;
         run_until_ctrl_c(&*server)
@@ -290,8 +317,8 @@ pub fn init(log_json: bool, metrics: Option<SocketAddr>) -> io::Result<()> {
     Ok(())
 }
 
-/// A one-loop gale-mio server on the calling thread, stopped by Ctrl-C or SIGTERM without a
-/// signal thread.
+/// A one-loop server on the calling thread, stopped by Ctrl-C or SIGTERM without a signal
+/// thread.
 #[cfg(target_os = "linux")]
 mod single_thread {
     use std::io;
@@ -302,10 +329,13 @@ mod single_thread {
     use gale_core::Handler;
     use gale_core::server::ServerConfig;
     use nix::sys::signal::{SigSet, Signal};
+
+    use crate::Driver;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
 
     /// Runs until one of the signals `ctrlc` would catch arrives, then stops gracefully.
-    pub(super) fn run_mio<H: Handler>(
+    pub(super) fn run<H: Handler>(
+        driver: Driver,
         handler: H,
         config: ServerConfig,
         addr: SocketAddr,
@@ -319,17 +349,16 @@ mod single_thread {
         let signalfd =
             SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
                 .map_err(io::Error::from)?;
-        gale_mio::Server::new(handler)
-            .config(config)
-            .bind(addr)?
-            .run(|server| {
-                match server.local_addr() {
-                    Some(addr) => println!("listening on {addr}"),
-                    None => println!("listening"),
-                }
-                let handle = Arc::clone(server);
-                let mut signalfd = Some(signalfd);
-                server.run_every(SIGNAL_POLL, move || {
+        super::run(driver, handler, config, addr, |server| {
+            match server.local_addr() {
+                Some(addr) => println!("listening on {addr}"),
+                None => println!("listening"),
+            }
+            let handle = Arc::clone(&server);
+            let mut signalfd = Some(signalfd);
+            server.run_every(
+                SIGNAL_POLL,
+                Box::new(move || {
                     if let Some(fd) = &signalfd
                         && let Ok(Some(_)) = fd.read_signal()
                     {
@@ -337,8 +366,9 @@ mod single_thread {
                         tracing::info!("stopping");
                         handle.stop();
                     }
-                });
-            })
+                }),
+            );
+        })
     }
 
     /// How often the loop looks for a signal.

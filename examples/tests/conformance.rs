@@ -14,7 +14,7 @@ use gale_core::codec::Raw;
 use gale_core::server::{Balance, ServerConfig};
 use gale_core::{CloseReason, Context, Handler, MailboxClosed, Outgoing};
 use gale_examples::handlers::Echo;
-use gale_examples::{Driver, RunningServer, start};
+use gale_examples::{Driver, RunningServer, run, start};
 
 /// The drivers under test; a new driver is a new [`Driver`] variant.
 const DRIVERS: &[Driver] = Driver::ALL;
@@ -378,6 +378,48 @@ fn stop_delivers_a_queued_reply_before_closing() {
 }
 
 #[test]
+fn run_serves_on_the_calling_thread_and_a_timer_can_stop_it() {
+    let _shared = FDS.read();
+    for &driver in DRIVERS {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let runner = thread::spawn(move || {
+            let mut config = ServerConfig::default();
+            config.set_loops(Some(1));
+            let caller = thread::current().id();
+            let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+            run(driver, Where, config, addr, |server| {
+                tx.send((server, caller)).unwrap();
+            })
+            .expect("runs");
+        });
+        let (server, caller) = rx.recv_timeout(TIMEOUT).expect("on_start was called");
+        let mut client = connect(addr_of(&*server));
+        client.write_all(b"?").unwrap();
+        let mut buf = [0; 64];
+        let n = client.read(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            format!("{caller:?}").as_bytes(),
+            "{driver:?}: served by another thread than run's caller"
+        );
+        // A stop from the server's own thread must not wait for itself.
+        let handle = Arc::clone(&server);
+        server.run_after(Duration::from_millis(1), Box::new(move || handle.stop()));
+        // Another thread's wait returns once the server has stopped.
+        server.wait();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{driver:?}");
+        let deadline = Instant::now() + TIMEOUT;
+        while !runner.is_finished() {
+            assert!(Instant::now() < deadline, "{driver:?}: run did not return");
+            thread::sleep(POLL);
+        }
+        runner.join().expect("runner");
+    }
+}
+
+#[test]
 fn peer_half_close_still_gets_every_reply_then_the_close() {
     let _shared = FDS.read();
     for &driver in DRIVERS {
@@ -540,6 +582,22 @@ impl Handler for Sink {
 }
 
 /// Echoes "bye", then shuts down its write side; counts every byte it reads in `max_recv`.
+/// Answers every message with the id of the thread that served it.
+struct Where;
+
+impl Handler for Where {
+    type Protocol = Raw;
+    type State = ();
+
+    fn protocol(&self) -> Raw {
+        Raw::new()
+    }
+
+    fn on_message(&self, cx: &mut Context<'_, Self>, _msg: Bytes) {
+        let _ = cx.send(Bytes::from(format!("{:?}", thread::current().id())));
+    }
+}
+
 struct ShutdownOnBye(Arc<Probe>);
 
 impl Handler for ShutdownOnBye {
