@@ -15,6 +15,7 @@ use gale_examples::intake::store::{
 };
 use gale_examples::intake::{
     Action, Answer, Intake, IntakeApi, IntakeConfig, RetryPolicy, SqlStore, SqlStoreConfig,
+    SqliteSync,
 };
 use tokio::sync::{Semaphore, mpsc};
 
@@ -61,6 +62,9 @@ async fn open(dir: &tempfile::TempDir, retry: RetryPolicy, lease: Duration) -> S
     let config = SqlStoreConfig {
         lease,
         retry,
+        // No fsync per commit, so a slow disk does not decide the tests (see the note on
+        // `Backend::sqlite` in tests/intake.rs).
+        sqlite_synchronous: SqliteSync::Normal,
         ..SqlStoreConfig::default()
     };
     SqlStore::open(&url, &config).await.unwrap()

@@ -27,7 +27,10 @@ impl Ctx {
             table: self.table.clone(),
             lease: Duration::from_millis(lease_ms),
             retry,
-            sqlite_synchronous: SqliteSync::Full,
+            // No fsync per commit: these tests are about the SQL, and a slow disk must not
+            // turn SQLite's one-commit-per-fsync into busy_timeout errors (see the note on
+            // `Backend::sqlite` in tests/intake.rs).
+            sqlite_synchronous: SqliteSync::Normal,
             max_connections: Some(4),
         };
         SqlStore::open(&self.url, &config)
