@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use clap::ValueEnum;
 use gale_examples::Driver;
 use gale_examples::intake::sql::{Dialect, SqliteSync, connect};
-use gale_examples::intake::{IntakeArgs, RunningIntake, serve};
+use gale_examples::intake::{Intake, IntakeArgs, RunningIntake, serve};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -229,11 +229,8 @@ fn a_graceful_stop_answers_what_it_accepted_and_refuses_the_rest() {
     let intake = server.intake().clone();
     let client = client();
     let early = client.spawn(burst(addr, "early", 6));
+    wait_for_load(&intake, (2, 4), "two run, four wait");
     let deadline = Instant::now() + WAIT;
-    while intake.load() != (2, 4) {
-        assert!(Instant::now() < deadline, "two run, four wait");
-        std::thread::sleep(Duration::from_millis(5));
-    }
     let stopping = std::thread::spawn(move || server.stop());
     let late = client.block_on(async {
         loop {
@@ -263,6 +260,54 @@ fn a_graceful_stop_answers_what_it_accepted_and_refuses_the_rest() {
     assert!(stopping.join().unwrap(), "everything accepted finished");
     let journal = client.block_on(backend.journal());
     client.block_on(backend.check_exactly_once(&ids, journal.len()));
+}
+
+#[test]
+fn requests_still_waiting_when_the_grace_is_over_are_answered_503() {
+    for driver in [Driver::Mio, Driver::Tokio, Driver::Smol] {
+        let backend = Backend::sqlite("grace");
+        let server = start(
+            &backend,
+            driver,
+            &["--work-channel-len", "1", "--demo-work-ms", "10000"],
+        );
+        let addr = server.local_addr();
+        let intake = server.intake().clone();
+        let client = client();
+        let posts = client.spawn(burst(addr, "g", 4));
+        wait_for_load(
+            &intake,
+            (1, 3),
+            &format!("{driver:?}: one runs, three wait"),
+        );
+        // The running message's work outlasts the grace: the stop reports it unfinished.
+        assert!(
+            !server.stop_within(Duration::from_millis(300)),
+            "{driver:?}"
+        );
+        let answers = client.block_on(posts).unwrap();
+        let ids = accepted(&answers);
+        assert_eq!(ids.len(), 1, "{driver:?}: the running one was journaled");
+        let refused: Vec<&Resp> = answers
+            .iter()
+            .filter_map(|(_, answer)| answer.as_ref().ok())
+            .filter(|resp| resp.status == 503)
+            .collect();
+        assert_eq!(refused.len(), 3, "{driver:?}: {:?}", failures(&answers));
+        for resp in refused {
+            assert!(
+                resp.body.ends_with("error: server is shutting down.\n"),
+                "{driver:?}: {resp:?}"
+            );
+            assert_eq!(resp.header("retry-after"), Some("1"), "{driver:?}");
+        }
+        let journal = client.block_on(backend.journal());
+        assert_eq!(
+            journal.len(),
+            1,
+            "{driver:?}: nothing refused was journaled"
+        );
+    }
 }
 
 #[test]
@@ -821,6 +866,15 @@ fn post_request(path: &str, body: &str) -> Vec<u8> {
 
 async fn post(addr: SocketAddr, path: &str, body: &str) -> io::Result<Resp> {
     exchange(addr, post_request(path, body), false).await
+}
+
+/// Polls until `intake` has `(running, waiting)` tasks, for at most [`WAIT`].
+fn wait_for_load(intake: &Intake, want: (usize, usize), what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while intake.load() != want {
+        assert!(Instant::now() < deadline, "{what}: {:?}", intake.load());
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// One request on a new connection; with `half_close`, the client shuts down its write

@@ -202,6 +202,15 @@ impl<T> TaskQueue<T> {
         }
     }
 
+    /// Takes every waiting task out of the line, oldest first, and hands them back; they
+    /// will neither run nor expire. Tasks holding a slot are untouched. For a stop that
+    /// must answer everyone still waiting (503, say) once its grace period is over.
+    pub fn cancel_waiting(&mut self) -> Vec<(TaskId, T)> {
+        let cancelled: Vec<_> = std::iter::from_fn(|| self.waiting.pop_front()).collect();
+        self.stats.cancelled += cancelled.len() as u64;
+        cancelled
+    }
+
     /// The next thing the driver must do: run a task or answer an expired one. Events come out
     /// in the order they happened; tasks start in FIFO order.
     #[must_use]
@@ -388,6 +397,34 @@ mod tests {
         assert_eq!((stats.running, stats.waiting), (2, 1));
         assert_eq!((stats.submitted, stats.refused), (4, 1));
         assert_eq!(q.poll_timeout(), Some(t0 + secs(30)));
+    }
+
+    #[test]
+    fn cancel_waiting_hands_back_the_line_in_order_and_leaves_running_tasks() {
+        let t0 = t0();
+        let mut q = queue(1, 10, secs(30));
+        let running = q.submit(1, t0).id().expect("started");
+        let waiting: Vec<TaskId> = (2..=4)
+            .map(|task| q.submit(task, t0).id().expect("waiting"))
+            .collect();
+        assert_eq!(drain(&mut q), [run(running, 1)]);
+        let cancelled = q.cancel_waiting();
+        assert_eq!(
+            cancelled,
+            [(waiting[0], 2), (waiting[1], 3), (waiting[2], 4)]
+        );
+        assert_eq!(q.state(waiting[0]), None);
+        assert_eq!(q.poll_timeout(), None, "nothing left to expire");
+        q.handle_timeout(t0 + secs(60));
+        assert!(drain(&mut q).is_empty(), "cancelled tasks never expire");
+        let stats = q.stats();
+        assert_eq!((stats.running, stats.waiting, stats.cancelled), (1, 0, 3));
+        assert!(!q.is_idle(), "the running task still holds its slot");
+        q.handle_task_done(running, Outcome::Done, t0 + secs(61))
+            .expect("running");
+        assert!(drain(&mut q).is_empty(), "no cancelled task starts");
+        assert!(q.is_idle());
+        assert!(q.cancel_waiting().is_empty());
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //!     └─ IntakeApi on --driver (mio, tokio, smol) listening on --bind-address:--port
 //!
 //!   RunningIntake::stop: new messages get 503 (the intake stops accepting), running and
-//!   waiting ones finish within --shutdown-grace and are answered, then the server flushes
-//!   and closes every connection. What did not finish is recovered on the next start.
+//!   waiting ones get --shutdown-grace to finish and are answered; requests still waiting
+//!   for a worker after it are answered 503; then the server flushes and closes every
+//!   connection. Journaled messages that did not finish are recovered on the next start.
 //! ```
 
 use std::fmt;
@@ -343,7 +344,8 @@ impl RunningIntake {
     }
 
     /// Stops gracefully: new messages are refused (503) at once, running and waiting ones
-    /// get up to `grace` to finish (their answers are sent), then every connection is
+    /// get up to `grace` to finish (their answers are sent), requests still waiting for a
+    /// worker after `grace` are answered 503, then every connection is
     /// flushed and closed and the journal is closed. Returns whether every accepted message
     /// finished; those that did not are recovered on the next start (or taken over by
     /// another server when their lease expires).

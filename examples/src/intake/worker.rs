@@ -167,22 +167,33 @@ impl Intake {
 
     /// Stops accepting at once (new submissions get [`Answer::Stopping`]) and stops
     /// claiming from the journal; the returned future waits up to `grace` for running and
-    /// waiting messages to finish and says whether everything did. What did not is
-    /// recovered on the next start.
+    /// waiting messages to finish and says whether everything did. Requests still waiting
+    /// for a slot when `grace` is over are answered [`Answer::Stopping`] (they were never
+    /// journaled); messages still running are recovered on the next start.
     pub fn shutdown(&self, grace: Duration) -> impl Future<Output = bool> + Send + 'static {
         self.inner.lock().accepting = false;
         self.inner.stopping.notify_waiters();
         self.inner.deadlines.notify_one();
-        let inner = Arc::clone(&self.inner);
+        let intake = self.clone();
         async move {
             let deadline = tokio::time::Instant::now() + grace;
             loop {
-                let changed = inner.changed.notified();
-                if inner.lock().queue.is_idle() {
+                let changed = intake.inner.changed.notified();
+                if intake.inner.lock().queue.is_idle() {
                     return true;
                 }
                 if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                    return inner.lock().queue.is_idle();
+                    let waiting = intake.inner.lock().queue.cancel_waiting();
+                    if !waiting.is_empty() {
+                        tracing::warn!(
+                            waiting = waiting.len(),
+                            "shutdown grace over: requests still waiting for a worker are answered 503"
+                        );
+                    }
+                    for (_, job) in waiting {
+                        intake.refuse(job, Answer::Stopping);
+                    }
+                    return intake.inner.lock().queue.is_idle();
                 }
             }
         }
