@@ -280,11 +280,10 @@ fn requests_still_waiting_when_the_grace_is_over_are_answered_503() {
             (1, 3),
             &format!("{driver:?}: one runs, three wait"),
         );
-        // The running message's work outlasts the grace: the stop reports it unfinished.
-        assert!(
-            !server.stop_within(Duration::from_millis(300)),
-            "{driver:?}"
-        );
+        // The running message's work (10 s) outlasts the grace, which is long enough for
+        // its journal insert and 200 even on a loaded machine: the stop reports it
+        // unfinished.
+        assert!(!server.stop_within(Duration::from_secs(2)), "{driver:?}");
         let answers = client.block_on(posts).unwrap();
         let ids = accepted(&answers);
         assert_eq!(ids.len(), 1, "{driver:?}: the running one was journaled");
