@@ -126,6 +126,15 @@ impl<'a> ProtocolCx<'a> {
         self.send.push(bytes);
     }
 
+    /// Queues a small header (at most [`MAX_HEAD`](crate::buf::MAX_HEAD) bytes: a frame
+    /// header, a length prefix) followed by `payload`, without copying the payload.
+    ///
+    /// When nothing else is queued (a reply written at once), neither is allocated: both go
+    /// out as two slices of one vectored write. See [`SendQueue::push_with_head`].
+    pub fn send_with_head(&mut self, head: &[u8], payload: Bytes) {
+        self.send.push_with_head(head, payload);
+    }
+
     /// Bytes queued for the peer and not yet written.
     pub fn queued(&self) -> usize {
         self.send.len()

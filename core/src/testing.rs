@@ -56,6 +56,9 @@ pub struct Harness<H: Handler> {
     /// Bytes the peer sent that the connection has not read yet (a socket's receive queue).
     unread: BytesMut,
     peer_window: Option<usize>,
+    /// `Some(chunk)`: reads go through a shared buffer of `chunk` bytes (`handle_bytes`).
+    shared_reads: Option<usize>,
+    pool: BytesMut,
     mailbox: Arc<LocalMailbox<Outgoing<H>>>,
     eof_pending: bool,
     write_shut: bool,
@@ -76,6 +79,8 @@ impl<H: Handler> Harness<H> {
             written: BytesMut::new(),
             unread: BytesMut::new(),
             peer_window: None,
+            shared_reads: None,
+            pool: BytesMut::new(),
             mailbox,
             eof_pending: false,
             write_shut: false,
@@ -122,16 +127,39 @@ impl<H: Handler> Harness<H> {
         self.step();
     }
 
+    /// Reads as gale's drivers do: into a buffer of `chunk` bytes shared by every read,
+    /// handing each read over with [`Connection::handle_bytes`], and into the connection's
+    /// own window ([`Connection::read_buf`]) while it holds the start of a frame. A read
+    /// takes at most what is left of the shared buffer, which is replaced when used up, so
+    /// small chunks split frames at every position. `None` (the default): every read goes
+    /// into the connection's own window.
+    pub fn set_shared_reads(&mut self, chunk: Option<usize>) {
+        self.shared_reads = chunk.map(|c| c.max(1));
+    }
+
     /// Delivers mailbox commands and unread input, writes what the peer accepts, and
     /// collects events, until nothing changes.
     pub fn step(&mut self) {
         loop {
             let mut progressed = false;
             while !self.unread.is_empty() && self.conn.wants_read() {
-                let window = self.conn.read_buf();
-                let n = window.len().min(self.unread.len());
-                window[..n].copy_from_slice(&self.unread.split_to(n));
-                self.conn.handle_read(self.now, n);
+                match self.shared_reads {
+                    Some(chunk) if self.conn.read_buffer_len() == 0 => {
+                        if self.pool.is_empty() {
+                            self.pool = BytesMut::zeroed(chunk);
+                        }
+                        let n = self.pool.len().min(self.unread.len());
+                        self.pool[..n].copy_from_slice(&self.unread.split_to(n));
+                        let data = self.pool.split_to(n);
+                        self.conn.handle_bytes(self.now, data);
+                    }
+                    _ => {
+                        let window = self.conn.read_buf();
+                        let n = window.len().min(self.unread.len());
+                        window[..n].copy_from_slice(&self.unread.split_to(n));
+                        self.conn.handle_read(self.now, n);
+                    }
+                }
                 progressed = true;
             }
             if self.eof_pending && self.unread.is_empty() && !self.conn.is_closed() {

@@ -4,6 +4,7 @@
 use std::io::{self, ErrorKind, IoSlice, Read};
 use std::time::Instant;
 
+use gale_core::buf::ReadPool;
 use gale_core::{CloseReason, ConnId, Connection, Event, Handler};
 use mio::Interest;
 
@@ -111,20 +112,35 @@ impl<H: Handler> Entry<H> {
             return Step::Closed(reason);
         }
         while self.flags.has(Flags::READABLE) && self.conn.wants_read() && budget > 0 {
-            // Read into this thread's scratch buffer and hand core only what arrived: an idle
-            // connection owns no receive memory and no read window needs zero-filling.
-            let read = SCRATCH.with_borrow_mut(|scratch| match self.stream.read(scratch) {
-                Ok(n) if n > 0 => {
-                    self.conn.handle_input(now, &scratch[..n]);
-                    // A short read emptied the socket: the next byte brings a new event, so
-                    // no read is spent to see `WouldBlock` (as tokio does).
-                    if n < scratch.len() && !self.flags.has(Flags::READ_CLOSED) {
-                        self.flags.set(Flags::READABLE, false);
+            let read = if self.conn.read_buffer_len() > 0 {
+                // The start of a frame is buffered: read the rest straight into the
+                // connection's own buffer, which is sized for the frame.
+                let window = self.conn.read_buf();
+                let len = window.len();
+                self.stream.read(window).inspect(|&n| {
+                    if n > 0 {
+                        self.conn.handle_read(now, n);
                     }
-                    Ok(n)
-                }
-                other => other,
-            });
+                    self.read_done(n, len);
+                })
+            } else {
+                // Read into this thread's shared buffer and hand the bytes over without a
+                // copy: messages share it, and an idle connection owns no receive memory.
+                let read = READ_POOL.with_borrow_mut(|pool| {
+                    let window = pool.window();
+                    let len = window.len();
+                    let n = self.stream.read(window)?;
+                    Ok::<_, io::Error>((pool.split(n), len))
+                });
+                read.map(|(data, len)| {
+                    let n = data.len();
+                    if n > 0 {
+                        self.conn.handle_bytes(now, data);
+                    }
+                    self.read_done(n, len);
+                    n
+                })
+            };
             match read {
                 Ok(0) => {
                     self.flags.set(Flags::READABLE, false);
@@ -148,6 +164,15 @@ impl<H: Handler> Entry<H> {
             Step::Yield
         } else {
             Step::Idle
+        }
+    }
+
+    /// After a read of `n` bytes into a window of `len`: a short read emptied the socket, so
+    /// the next byte brings a new event and no read is spent to see `WouldBlock` (as tokio
+    /// does).
+    fn read_done(&mut self, n: usize, len: usize) {
+        if n > 0 && n < len && !self.flags.has(Flags::READ_CLOSED) {
+            self.flags.set(Flags::READABLE, false);
         }
     }
 
@@ -221,13 +246,10 @@ fn interest(read: bool, write: bool) -> Option<Interest> {
 const MAX_IOV: usize = 32;
 
 thread_local! {
-    /// One read buffer per loop thread, shared by all of its connections.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+    /// One read buffer per loop thread, shared by all of its connections (64 KiB chunks; the
+    /// mio floor reads 64 KiB at a time too).
+    static READ_POOL: std::cell::RefCell<ReadPool> = std::cell::RefCell::new(ReadPool::default());
 }
-
-/// Size of the per-thread read buffer (the mio floor's is the same).
-const SCRATCH_LEN: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

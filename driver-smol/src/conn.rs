@@ -21,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::task::AtomicWaker;
+use gale_core::buf::ReadPool;
 use gale_core::{
     CloseReason, Command, ConnId, Connection, Event, Handler, Mailbox, MailboxClosed, Outgoing,
 };
@@ -244,8 +245,9 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
         }
     }
 
-    /// One read into this thread's scratch buffer; `Pending` once the socket has nothing
-    /// (readability is then registered with `cx`).
+    /// One read, into this thread's shared read buffer or, while the connection holds the
+    /// start of a frame, its own; `Pending` once the socket has nothing (readability is then
+    /// registered with `cx`).
     fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
         if self.flags & READABLE == 0 {
             match self.stream.poll_readable(cx) {
@@ -263,18 +265,42 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
             flags,
             ..
         } = self;
-        SCRATCH.with_borrow_mut(|scratch| match stream.try_read(scratch) {
-            Ok(0) => {
+        let read = if conn.read_buffer_len() > 0 {
+            // The start of a frame is buffered: read the rest straight into the
+            // connection's own buffer, which is sized for the frame.
+            let window = conn.read_buf();
+            let len = window.len();
+            stream.try_read(window).map(|n| {
+                if n > 0 {
+                    conn.handle_read(now, n);
+                }
+                (n, len)
+            })
+        } else {
+            // Into this thread's shared buffer; the bytes are handed over without a copy.
+            let read = READ_POOL.with_borrow_mut(|pool| {
+                let window = pool.window();
+                let len = window.len();
+                stream.try_read(window).map(|n| (pool.split(n), len))
+            });
+            read.map(|(data, len)| {
+                let n = data.len();
+                if n > 0 {
+                    conn.handle_bytes(now, data);
+                }
+                (n, len)
+            })
+        };
+        match read {
+            Ok((0, _)) => {
                 *flags &= !READABLE;
                 conn.handle_eof(now);
             }
-            Ok(n) => {
+            Ok((n, len)) => {
                 // A short read emptied the socket: wait for the poller before reading again.
-                if n < scratch.len() {
+                if n < len {
                     *flags &= !READABLE;
                 }
-                // Only what arrived is copied; the scratch buffer is never zeroed again.
-                conn.handle_input(now, &scratch[..n]);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => *flags &= !READABLE,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -282,7 +308,7 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
                 *flags &= !READABLE;
                 conn.handle_io_error(now, e.kind());
             }
-        });
+        }
         Poll::Ready(())
     }
 
@@ -377,11 +403,8 @@ const READS_PER_WAKE: usize = 32;
 const MAX_IOV: usize = 32;
 
 thread_local! {
-    /// One read buffer per thread, shared by every connection that thread drives: an idle
-    /// connection owns no receive memory, and reads need no zero-filling.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+    /// One read buffer per thread, shared by every connection that thread drives (64 KiB
+    /// chunks): an idle connection owns no receive memory, and received messages cost no
+    /// copy and no allocation.
+    static READ_POOL: std::cell::RefCell<ReadPool> = std::cell::RefCell::new(ReadPool::default());
 }
-
-/// Size of the per-thread read buffer.
-const SCRATCH_LEN: usize = 64 * 1024;

@@ -33,6 +33,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::task::AtomicWaker;
+use gale_core::buf::ReadPool;
 use gale_core::{
     CloseReason, Command, ConnId, Connection, Event, Handler, Mailbox, MailboxClosed, Outgoing,
 };
@@ -246,29 +247,49 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
         }
     }
 
-    /// One read into this thread's scratch buffer; `Pending` once the socket has nothing.
+    /// One read; `Pending` once the socket has nothing. Into this thread's shared read
+    /// buffer, whose bytes are handed over without a copy, or, while the connection holds
+    /// the start of a frame, straight into its own buffer (sized for the frame).
     fn poll_read(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<()> {
         let Self { conn, stream, .. } = self;
-        SCRATCH.with_borrow_mut(|scratch| {
-            let mut buf = ReadBuf::new(scratch);
-            match stream.poll_read_into(cx, &mut buf) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
-                    conn.handle_eof(now);
-                    Poll::Ready(())
+        let read = if conn.read_buffer_len() > 0 {
+            let mut buf = ReadBuf::new(conn.read_buf());
+            let read = stream.poll_read_into(cx, &mut buf);
+            let n = buf.filled().len();
+            read.map_ok(|()| {
+                if n > 0 {
+                    conn.handle_read(now, n);
                 }
-                Poll::Ready(Ok(())) => {
-                    // Only what arrived is copied; the scratch buffer is never zeroed again.
-                    conn.handle_input(now, buf.filled());
-                    Poll::Ready(())
+                n
+            })
+        } else {
+            let read = READ_POOL.with_borrow_mut(|pool| {
+                let mut buf = ReadBuf::new(pool.window());
+                let read = stream.poll_read_into(cx, &mut buf);
+                let n = buf.filled().len();
+                read.map_ok(|()| pool.split(n))
+            });
+            read.map_ok(|data| {
+                let n = data.len();
+                if n > 0 {
+                    conn.handle_bytes(now, data);
                 }
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Poll::Ready(()),
-                Poll::Ready(Err(e)) => {
-                    conn.handle_io_error(now, e.kind());
-                    Poll::Ready(())
-                }
+                n
+            })
+        };
+        match read {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(0)) => {
+                conn.handle_eof(now);
+                Poll::Ready(())
             }
-        })
+            Poll::Ready(Ok(_)) => Poll::Ready(()),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => Poll::Ready(()),
+            Poll::Ready(Err(e)) => {
+                conn.handle_io_error(now, e.kind());
+                Poll::Ready(())
+            }
+        }
     }
 
     /// Steps 1 and 2 of the drain rule: events, then writes until the socket would block
@@ -355,14 +376,11 @@ const READS_PER_WAKE: usize = 32;
 const MAX_IOV: usize = 32;
 
 thread_local! {
-    /// One read buffer per thread, shared by every connection that thread drives: an idle
-    /// connection owns no receive memory, and reads need no zero-filling.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+    /// One read buffer per thread, shared by every connection that thread drives (64 KiB
+    /// chunks): an idle connection owns no receive memory, and received messages cost no
+    /// copy and no allocation.
+    static READ_POOL: std::cell::RefCell<ReadPool> = std::cell::RefCell::new(ReadPool::default());
 }
-
-/// Size of the per-thread read buffer.
-const SCRATCH_LEN: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -41,9 +41,9 @@
 //! signal), one `Sleep` (boxed once the connection has a deadline, re-armed only for an
 //! earlier one), writability and readability (only while the connection
 //! [`wants_read`](gale_core::Connection::wants_read): that is the backpressure). Reads go
-//! into a per-thread scratch buffer through `poll_read`, so a short read clears tokio's
-//! readiness and no read is spent to see `WouldBlock`; only what arrived is copied into the
-//! connection. Writes are `send`/`sendmsg`, and the drain rule runs after every input. An
+//! into a per-thread [`ReadPool`](gale_core::buf::ReadPool) through `poll_read`, so a short
+//! read clears tokio's readiness and no read is spent to see `WouldBlock`; the bytes are
+//! handed over without a copy. Writes are `send`/`sendmsg`, and the drain rule runs after every input. An
 //! idle connection costs a 256-byte task cell, its boxed 216-byte connection, a 72-byte
 //! mailbox and tokio's 256-byte I/O registration: about 930 bytes in all with the
 //! allocator's alignment padding (glibc; the sizes are chosen so that the connection and the

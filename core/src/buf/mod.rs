@@ -6,9 +6,14 @@
 //! - [`SendQueue`]: a queue of [`Bytes`](bytes::Bytes) chunks waiting to be written, exposed as
 //!   [`IoSlice`](std::io::IoSlice)s for vectored writes, with partial-write accounting. Queuing a
 //!   `Bytes` never copies its payload, so echo and broadcast are zero-copy.
+//! - [`ReadPool`]: a read buffer shared by a thread's connections; each read is split off it
+//!   and handed to [`Connection::handle_bytes`](crate::Connection::handle_bytes), so received
+//!   messages cost neither a copy nor an allocation.
 
+mod pool;
 mod recv;
 mod send;
 
+pub use pool::{DEFAULT_CHUNK, ReadPool};
 pub use recv::RecvBuf;
-pub use send::SendQueue;
+pub use send::{MAX_HEAD, SendQueue};

@@ -112,6 +112,37 @@ impl RecvBuf {
         self.extend_from_slice(data);
     }
 
+    /// Takes bytes that arrived in a buffer handed over by the caller. An empty buffer adopts
+    /// them as they are, without copying (decoded messages then share the caller's
+    /// allocation); otherwise they are appended. Returns whether they were adopted: call
+    /// [`unshare`](Self::unshare) after decoding.
+    pub(crate) fn adopt(&mut self, frame_hint: Option<usize>, data: BytesMut) -> bool {
+        self.cancel_window();
+        if self.buf.is_empty() {
+            self.buf = data;
+            true
+        } else {
+            self.append(frame_hint, &data);
+            false
+        }
+    }
+
+    /// After decoding adopted bytes: what is left of them (the start of a frame) is copied
+    /// into an allocation of the connection's own, sized for the whole frame when
+    /// `frame_hint` knows it, so that a waiting connection never keeps the caller's buffer
+    /// alive.
+    pub(crate) fn unshare(&mut self, frame_hint: Option<usize>) {
+        self.cancel_window();
+        let len = self.buf.len();
+        if len == 0 {
+            self.buf = BytesMut::new();
+            return;
+        }
+        let mut own = BytesMut::with_capacity(frame_hint.unwrap_or(0).max(len));
+        own.extend_from_slice(&self.buf);
+        self.buf = own;
+    }
+
     /// The buffered bytes, for decoders to consume from the front.
     pub fn bytes_mut(&mut self) -> &mut BytesMut {
         self.cancel_window();

@@ -9,20 +9,51 @@ use bytes::{Buf, Bytes};
 /// [`advance`](Self::advance) accounts for however many bytes the write took, including a
 /// write that ended in the middle of a chunk.
 ///
-/// Every connection holds one, so it is as small as a `Bytes`: a single queued chunk (a
-/// reply written at once, the common case) is held inline and queuing it allocates nothing;
-/// a queue of several chunks owns a ring buffer, freed once the queue drains.
+/// Every connection holds one, so it is small (40 bytes): a single queued chunk (a reply
+/// written at once, the common case) is held inline and queuing it allocates nothing, and
+/// so is a chunk with a small header in front of it ([`push_with_head`](Self::push_with_head):
+/// a frame header and its payload, with neither an allocation nor a copy). A queue of several
+/// chunks owns a ring buffer, freed once the queue drains.
 #[derive(Debug, Default)]
 pub struct SendQueue(Chunks);
 
-/// Two variants, so that the whole fits in a `Bytes` (the `Many` case lives in the niche of
-/// `Bytes`' vtable pointer).
+/// Two variants, so that the `Many` case lives in the niche of `Bytes`' vtable pointer.
 #[derive(Debug)]
 enum Chunks {
-    One(Bytes),
+    /// One chunk, after a header of up to [`MAX_HEAD`] bytes (none for a plain chunk).
+    One(Headed),
     /// `None`: empty, no heap. `Some`: a ring of at least one chunk (two or more when it was
     /// made, fewer after partial drains).
     Many(Option<Box<Ring>>),
+}
+
+/// A chunk and the small header that goes out before it, held inline.
+#[derive(Debug)]
+struct Headed {
+    payload: Bytes,
+    head: [u8; MAX_HEAD],
+    /// `head[start..end]` is still to be written.
+    start: u8,
+    end: u8,
+}
+
+impl Headed {
+    fn plain(payload: Bytes) -> Self {
+        Self {
+            payload,
+            head: [0; MAX_HEAD],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn head(&self) -> &[u8] {
+        &self.head[usize::from(self.start)..usize::from(self.end)]
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.end - self.start) + self.payload.len()
+    }
 }
 
 impl Default for Chunks {
@@ -49,7 +80,7 @@ impl SendQueue {
             return;
         }
         match &mut self.0 {
-            Chunks::Many(None) => self.0 = Chunks::One(chunk),
+            Chunks::Many(None) => self.0 = Chunks::One(Headed::plain(chunk)),
             Chunks::Many(Some(ring)) => {
                 ring.len += chunk.len();
                 ring.chunks.push_back(chunk);
@@ -57,7 +88,13 @@ impl SendQueue {
             Chunks::One(_) => {
                 let mut chunks = VecDeque::with_capacity(FIRST_RING);
                 if let Chunks::One(first) = std::mem::take(&mut self.0) {
-                    chunks.push_back(first);
+                    let head = first.head();
+                    if !head.is_empty() {
+                        chunks.push_back(Bytes::copy_from_slice(head));
+                    }
+                    if !first.payload.is_empty() {
+                        chunks.push_back(first.payload);
+                    }
                 }
                 chunks.push_back(chunk);
                 let len = chunks.iter().map(Bytes::len).sum();
@@ -66,22 +103,44 @@ impl SendQueue {
         }
     }
 
+    /// Queues a small header (a frame header, a length prefix) followed by `payload`.
+    ///
+    /// Into an empty queue (the common case: the previous reply was written at once) this
+    /// allocates nothing and copies only the header: both are held inline and go out as two
+    /// slices of one vectored write. Behind queued bytes, or for a header longer than
+    /// [`MAX_HEAD`] bytes, the header is copied into a chunk of its own.
+    pub fn push_with_head(&mut self, head: &[u8], payload: Bytes) {
+        if head.len() > MAX_HEAD || !self.is_empty() {
+            self.push(Bytes::copy_from_slice(head));
+            self.push(payload);
+            return;
+        }
+        if head.is_empty() && payload.is_empty() {
+            return;
+        }
+        let mut headed = Headed::plain(payload);
+        headed.head[..head.len()].copy_from_slice(head);
+        // Cannot truncate: head.len() <= MAX_HEAD.
+        headed.end = head.len() as u8;
+        self.0 = Chunks::One(headed);
+    }
+
     /// Number of queued bytes.
     pub fn len(&self) -> usize {
         match &self.0 {
             Chunks::Many(None) => 0,
-            Chunks::One(chunk) => chunk.len(),
+            Chunks::One(one) => one.len(),
             Chunks::Many(Some(ring)) => ring.len,
         }
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        // `One` never holds an empty chunk and `Many` is dropped once drained.
+        // `One` is never empty and `Many` is dropped once drained.
         matches!(self.0, Chunks::Many(None))
     }
 
-    /// Number of queued chunks.
+    /// Number of queued chunks (a header and its payload count as one).
     pub fn chunk_count(&self) -> usize {
         match &self.0 {
             Chunks::Many(None) => 0,
@@ -94,13 +153,16 @@ impl SendQueue {
     pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         match &self.0 {
             Chunks::Many(None) => 0,
-            Chunks::One(chunk) => match dst.first_mut() {
-                Some(slot) => {
-                    *slot = IoSlice::new(chunk);
-                    1
+            Chunks::One(one) => {
+                let mut n = 0;
+                let parts = [one.head(), &one.payload[..]];
+                let parts = parts.iter().filter(|p| !p.is_empty());
+                for (slot, part) in dst.iter_mut().zip(parts) {
+                    *slot = IoSlice::new(part);
+                    n += 1;
                 }
-                None => 0,
-            },
+                n
+            }
             Chunks::Many(Some(ring)) => {
                 let mut n = 0;
                 for (slot, chunk) in dst.iter_mut().zip(ring.chunks.iter()) {
@@ -112,11 +174,13 @@ impl SendQueue {
         }
     }
 
-    /// The first queued chunk, for drivers that write one slice at a time.
+    /// The first queued slice (a header, or a chunk), for drivers that write one slice at a
+    /// time.
     pub fn front(&self) -> Option<&[u8]> {
         match &self.0 {
             Chunks::Many(None) => None,
-            Chunks::One(chunk) => Some(chunk),
+            Chunks::One(one) if one.start < one.end => Some(one.head()),
+            Chunks::One(one) => Some(&one.payload),
             Chunks::Many(Some(ring)) => ring.chunks.front().map(|c| &c[..]),
         }
     }
@@ -126,11 +190,15 @@ impl SendQueue {
     pub fn advance(&mut self, n: usize) {
         match &mut self.0 {
             Chunks::Many(None) => {}
-            Chunks::One(chunk) => {
-                if n >= chunk.len() {
+            Chunks::One(one) => {
+                if n >= one.len() {
                     self.0 = Chunks::default();
                 } else {
-                    chunk.advance(n);
+                    let head = usize::from(one.end - one.start);
+                    // Cannot truncate: the min is at most head <= MAX_HEAD.
+                    let from_head = n.min(head) as u8;
+                    one.start += from_head;
+                    one.payload.advance(n - usize::from(from_head));
                 }
             }
             Chunks::Many(Some(ring)) => {
@@ -163,6 +231,11 @@ impl SendQueue {
 
 /// Slots of the ring buffer allocated when a second chunk is queued.
 const FIRST_RING: usize = 4;
+
+/// Longest header [`SendQueue::push_with_head`] holds inline: a server's WebSocket frame
+/// header up to 64 KiB of payload (4 bytes), a gev protobuf header (6), a `u32` length
+/// prefix. Longer headers are copied into a chunk of their own.
+pub const MAX_HEAD: usize = 6;
 
 #[cfg(test)]
 mod tests {
@@ -239,6 +312,59 @@ mod tests {
         q.clear();
         assert!(q.is_empty());
         assert_eq!(q.io_slices(&mut []), 0);
-        assert_eq!(size_of::<SendQueue>(), size_of::<Bytes>());
+        assert_eq!(size_of::<SendQueue>(), 40);
+    }
+
+    /// Writes the queue out `step` bytes at a time, as a driver whose socket takes that much.
+    fn drain_by(q: &mut SendQueue, step: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !q.is_empty() {
+            let mut iov = [IoSlice::new(&[]); 4];
+            let n = q.io_slices(&mut iov);
+            let bytes: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            let took = step.min(bytes.len());
+            out.extend_from_slice(&bytes[..took]);
+            q.advance(took);
+        }
+        out
+    }
+
+    #[test]
+    fn head_and_payload_survive_every_partial_write() {
+        for step in 1..=12 {
+            let mut q = SendQueue::new();
+            q.push_with_head(&[0x82, 5], Bytes::from_static(b"hello"));
+            assert_eq!((q.len(), q.chunk_count()), (7, 1));
+            assert_eq!(ring_capacity(&q), 0, "inline: no heap");
+            assert_eq!(drain_by(&mut q, step), b"\x82\x05hello", "step {step}");
+        }
+    }
+
+    #[test]
+    fn head_behind_queued_bytes_keeps_order() {
+        let mut q = SendQueue::new();
+        q.push_with_head(b"ab", Bytes::from_static(b"cd"));
+        q.advance(1);
+        q.push_with_head(b"ef", Bytes::from_static(b"gh"));
+        q.push(Bytes::from_static(b"i"));
+        assert_eq!(q.front(), Some(&b"b"[..]));
+        assert_eq!(q.len(), 8);
+        assert_eq!(drain_by(&mut q, 3), b"bcdefghi");
+    }
+
+    #[test]
+    fn head_alone_long_head_and_empty_parts() {
+        let mut q = SendQueue::new();
+        q.push_with_head(&[], Bytes::new());
+        assert!(q.is_empty());
+        q.push_with_head(&[0x88, 0], Bytes::new());
+        assert_eq!(collect(&q), [0x88, 0]);
+        assert_eq!(drain_by(&mut q, 1), [0x88, 0]);
+        let long = [7u8; MAX_HEAD + 1];
+        q.push_with_head(&long, Bytes::from_static(b"x"));
+        assert_eq!(q.len(), MAX_HEAD + 2);
+        assert_eq!(drain_by(&mut q, 5).len(), MAX_HEAD + 2);
+        q.push_with_head(&[], Bytes::from_static(b"y"));
+        assert_eq!(q.front(), Some(&b"y"[..]));
     }
 }

@@ -16,6 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use self::inner::{Cold, Phase, WriteSide};
 use crate::handler::{Command, ConnHandle, ConnId, Context, Handler, SendError};
 use crate::protocol::{CloseReason, Protocol, ProtocolCx};
@@ -247,6 +249,40 @@ impl<H: Handler> Connection<H> {
             self.core.recv.append(hint, data);
             self.after_read(now, data.len());
         }
+    }
+
+    /// Bytes arrived in a buffer the connection may keep: the fastest path, for drivers that
+    /// read into large shared buffers and split each read off them
+    /// ([`BytesMut::split_to`]).
+    ///
+    /// When nothing is buffered (the common case), the bytes are decoded where they are:
+    /// messages split off them share `data`'s allocation, with no copy and no allocation
+    /// per message. Whatever is left after decoding (the start of a frame) is copied into
+    /// the connection's own buffer, so a waiting connection holds none of the caller's
+    /// memory. When bytes are already buffered, `data` is appended to them.
+    ///
+    /// Messages a handler keeps keep the whole allocation `data` was split from alive; see
+    /// the driver's documentation for its read buffer size.
+    pub fn handle_bytes(&mut self, now: Instant, data: BytesMut) {
+        self.begin_input(now);
+        if self.core.phase == Phase::Open && !self.core.eof {
+            let n = data.len();
+            let hint = self.frame_hint();
+            let adopted = self.core.recv.adopt(hint, data);
+            self.after_read(now, n);
+            if adopted {
+                let hint = self.frame_hint();
+                self.core.recv.unshare(hint);
+            }
+        }
+    }
+
+    /// The size of the frame in progress, as far as the protocol knows it, capped by the
+    /// receive buffer limit.
+    fn frame_hint(&mut self) -> Option<usize> {
+        self.protocol
+            .frame_size_hint(self.core.recv.bytes_mut())
+            .map(|h| h.min(self.core.config.max_recv_buffer()))
     }
 
     /// The peer finished sending (a read returned 0). Buffered input is decoded, replies are

@@ -592,6 +592,96 @@ fn an_idle_raw_connection_stays_small() {
         fn on_message(&self, _: &mut Context<'_, Self>, _: Bytes) {}
     }
     let size = size_of::<crate::Connection<RawEcho>>();
-    assert!(size <= 216, "Connection<RawEcho> is {size} bytes");
-    assert_eq!(size_of::<crate::buf::SendQueue>(), size_of::<Bytes>());
+    assert!(size <= 224, "Connection<RawEcho> is {size} bytes");
+    assert_eq!(size_of::<crate::buf::SendQueue>(), 40);
+}
+
+/// Lines, echoed and kept.
+#[derive(Default)]
+struct Keep {
+    kept: Mutex<Vec<Bytes>>,
+}
+
+impl Handler for Keep {
+    type Protocol = Lines;
+    type State = ();
+    fn protocol(&self) -> Lines {
+        Lines::new()
+    }
+    fn on_message(&self, cx: &mut Context<'_, Self>, line: Bytes) {
+        self.kept.lock().unwrap().push(line.clone());
+        let _ = cx.send(line);
+    }
+}
+
+#[test]
+fn shared_reads_are_decoded_in_place_and_only_a_partial_frame_is_copied() {
+    let keep = Arc::new(Keep::default());
+    let mut conn = crate::Connection::new(
+        keep.clone(),
+        ConnConfig::default(),
+        crate::PeerAddr::Unknown,
+        t0(),
+    );
+    conn.handle_connect(t0());
+    let mut shared = BytesMut::zeroed(64);
+    let start = shared.as_ptr() as usize;
+    let inside = |b: &[u8]| (start..start + 64).contains(&(b.as_ptr() as usize));
+    shared[..10].copy_from_slice(b"abc\ndef\ngh");
+    conn.handle_bytes(t0(), shared.split_to(10));
+    {
+        let kept = keep.kept.lock().unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(
+            kept.iter().all(|m| inside(m)),
+            "messages share the read buffer"
+        );
+    }
+    let left = conn.core.recv.bytes_mut();
+    assert_eq!(&left[..], b"gh");
+    assert!(
+        !inside(left),
+        "the partial line was copied out of the shared buffer"
+    );
+
+    shared[..2].copy_from_slice(b"i\n");
+    conn.handle_bytes(t0(), shared.split_to(2));
+    let kept = keep.kept.lock().unwrap();
+    assert_eq!(&kept[2][..], b"ghi");
+    assert_eq!(
+        conn.recv_capacity(),
+        0,
+        "nothing buffered: no receive memory"
+    );
+    let mut iov = [std::io::IoSlice::new(&[]); 8];
+    let n = conn.poll_transmit(&mut iov);
+    let out: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+    assert_eq!(out, b"abc\ndef\nghi\n");
+}
+
+/// Shared reads of any size, split anywhere, echo exactly what unshared reads echo, and
+/// leave no receive memory behind.
+#[test]
+fn prop_shared_reads_echo_the_same_bytes() {
+    fn prop(lines: Vec<Vec<u8>>, pieces: Vec<u8>, chunk: u8) -> bool {
+        let mut input = Vec::new();
+        for line in &lines {
+            input.push(b'x');
+            input.extend(line.iter().map(|b| b"xyz"[usize::from(b % 3)]));
+            input.push(b'\n');
+        }
+        let (_, mut h) = harness(ConnConfig::default());
+        h.set_shared_reads(Some(usize::from(chunk) + 1));
+        let mut rest = &input[..];
+        let mut sizes = pieces.iter().map(|p| usize::from(*p) + 1).cycle();
+        while !rest.is_empty() {
+            let n = sizes.next().unwrap_or(rest.len()).min(rest.len());
+            h.peer_send(&rest[..n]);
+            rest = &rest[n..];
+        }
+        h.take_written() == input && h.conn().recv_capacity() == 0
+    }
+    QuickCheck::new()
+        .tests(300)
+        .quickcheck(prop as fn(Vec<Vec<u8>>, Vec<u8>, u8) -> bool);
 }

@@ -158,15 +158,6 @@ pub(crate) fn parse_header(src: &[u8]) -> Option<Header> {
     })
 }
 
-/// Bytes of an unmasked (server) frame header for a payload of `len` bytes.
-pub(crate) fn header_len(len: usize) -> usize {
-    match len {
-        0..=125 => 2,
-        126..=0xffff => 4,
-        _ => 10,
-    }
-}
-
 /// Writes an unmasked frame header (servers never mask, RFC 6455 §5.1).
 pub(crate) fn put_header(dst: &mut BytesMut, fin: bool, opcode: OpCode, len: usize) {
     let b0 = (u8::from(fin) << 7) | opcode.bits();
@@ -183,18 +174,54 @@ pub(crate) fn put_header(dst: &mut BytesMut, fin: bool, opcode: OpCode, len: usi
     }
 }
 
-/// A whole unmasked frame in one buffer (header and payload copied together).
-pub(crate) fn encode_frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(header_len(payload.len()) + payload.len());
-    put_header(&mut out, fin, opcode, payload.len());
-    out.put_slice(payload);
-    out.freeze()
+/// An unmasked frame header on the stack: the bytes and how many of them are used.
+pub(crate) fn frame_head(fin: bool, opcode: OpCode, len: usize) -> ([u8; MAX_SERVER_HEAD], usize) {
+    let mut head = [0; MAX_SERVER_HEAD];
+    head[0] = (u8::from(fin) << 7) | opcode.bits();
+    let used = match len {
+        0..=125 => {
+            head[1] = len as u8;
+            2
+        }
+        126..=0xffff => {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    (head, used)
 }
+
+/// Bytes of an unmasked (server) frame header for a payload of `len` bytes.
+#[cfg(test)]
+pub(crate) fn header_len(len: usize) -> usize {
+    frame_head(true, OpCode::Binary, len).1
+}
+
+/// The longest unmasked frame header.
+pub(crate) const MAX_SERVER_HEAD: usize = 10;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use quickcheck::QuickCheck;
+
+    #[test]
+    fn stack_header_matches_put_header() {
+        for len in [0, 1, 125, 126, 127, 0xffff, 0x1_0000, 1 << 40] {
+            for (fin, opcode) in [(true, OpCode::Binary), (false, OpCode::Text)] {
+                let mut want = BytesMut::new();
+                put_header(&mut want, fin, opcode, len);
+                let (head, used) = frame_head(fin, opcode, len);
+                assert_eq!(&head[..used], &want[..], "len {len}");
+            }
+        }
+    }
 
     #[test]
     fn parses_rfc_examples() {

@@ -12,7 +12,7 @@ use self::recv::{InFrame, InMessage};
 use super::WsConfig;
 use super::close::{CloseCode, CloseFrame, encode_close};
 use super::error::WsError;
-use super::frame::{OpCode, encode_frame, parse_header};
+use super::frame::{OpCode, parse_header};
 use super::handshake::{HandshakeError, UpgradeDecision, UpgradeRequest};
 use super::message::{Message, Outbound, Upgraded, Utf8Bytes};
 use crate::deflate::{DeflateParams, PerMessageDeflate};
@@ -389,7 +389,7 @@ impl Protocol for WebSocket {
             && self.state == State::Open
             && let Some(interval) = self.config.ping_interval()
         {
-            cx.send(encode_frame(true, OpCode::Ping, b""));
+            Self::send_data(cx, true, OpCode::Ping, Bytes::new());
             self.deadlines[Timer::State as usize] = Some(now + interval);
             let pong = &mut self.deadlines[Timer::Pong as usize];
             if pong.is_none() {

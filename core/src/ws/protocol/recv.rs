@@ -6,7 +6,7 @@ use super::{MAX_CONTROL, State, TIMERS, Timer, WebSocket};
 use crate::protocol::{ProtocolCx, ProtocolError};
 use crate::ws::WsError;
 use crate::ws::close::{BadClose, CloseCode, CloseFrame, encode_close, parse_close};
-use crate::ws::frame::{Frame, Header, OpCode, encode_frame, parse_header};
+use crate::ws::frame::{Frame, Header, OpCode, parse_header};
 use crate::ws::mask::apply_mask;
 use crate::ws::message::{Message, Utf8Bytes};
 use crate::ws::utf8::Utf8Validator;
@@ -147,7 +147,7 @@ impl WebSocket {
         match frame.opcode {
             OpCode::Ping => {
                 if self.state == State::Open {
-                    cx.send(encode_frame(true, OpCode::Pong, &payload));
+                    Self::send_data(cx, true, OpCode::Pong, payload.clone());
                 }
                 Ok(Some(Message::Ping(payload)))
             }

@@ -6,7 +6,7 @@ use super::{MAX_CONTROL, State, TIMERS, Timer, WebSocket};
 use crate::protocol::ProtocolCx;
 use crate::ws::OutboundError;
 use crate::ws::close::{CloseCode, encode_close};
-use crate::ws::frame::{OpCode, encode_frame, header_len, put_header};
+use crate::ws::frame::{OpCode, frame_head};
 use crate::ws::message::Outbound;
 
 impl WebSocket {
@@ -29,39 +29,28 @@ impl WebSocket {
         };
         let mut body = BytesMut::new();
         pmd.compress(&payload, &mut body)?;
-        let mut frame = BytesMut::with_capacity(header_len(body.len()));
-        put_header(&mut frame, true, opcode, body.len());
-        frame[0] |= RSV1;
-        if body.len() <= COPY_UP_TO {
-            frame.extend_from_slice(&body);
-            cx.send(frame.freeze());
-        } else {
-            cx.send(frame.freeze());
-            cx.send(body.freeze());
-        }
+        let (mut head, used) = frame_head(true, opcode, body.len());
+        head[0] |= RSV1;
+        cx.send_with_head(&head[..used], body.freeze());
         Ok(())
     }
 
-    fn send_data(cx: &mut ProtocolCx<'_>, fin: bool, opcode: OpCode, payload: Bytes) {
-        if payload.len() <= COPY_UP_TO {
-            cx.send(encode_frame(fin, opcode, &payload));
-        } else {
-            let mut header = BytesMut::with_capacity(header_len(payload.len()));
-            put_header(&mut header, fin, opcode, payload.len());
-            cx.send(header.freeze());
-            cx.send(payload);
-        }
+    /// A frame: its header on the stack, the payload queued behind it without a copy (no
+    /// allocation at all when nothing else is queued).
+    pub(super) fn send_data(cx: &mut ProtocolCx<'_>, fin: bool, opcode: OpCode, payload: Bytes) {
+        let (head, used) = frame_head(fin, opcode, payload.len());
+        cx.send_with_head(&head[..used], payload);
     }
 
     fn send_control(
         cx: &mut ProtocolCx<'_>,
         opcode: OpCode,
-        payload: &[u8],
+        payload: Bytes,
     ) -> Result<(), OutboundError> {
         if payload.len() > MAX_CONTROL {
             return Err(OutboundError::ControlTooLong(payload.len()));
         }
-        cx.send(encode_frame(true, opcode, payload));
+        Self::send_data(cx, true, opcode, payload);
         Ok(())
     }
 
@@ -76,8 +65,8 @@ impl WebSocket {
         match msg {
             Outbound::Text(text) => self.send_message(cx, OpCode::Text, text.into_bytes())?,
             Outbound::Binary(data) => self.send_message(cx, OpCode::Binary, data)?,
-            Outbound::Ping(data) => Self::send_control(cx, OpCode::Ping, &data)?,
-            Outbound::Pong(data) => Self::send_control(cx, OpCode::Pong, &data)?,
+            Outbound::Ping(data) => Self::send_control(cx, OpCode::Ping, data)?,
+            Outbound::Pong(data) => Self::send_control(cx, OpCode::Pong, data)?,
             Outbound::Close(frame) => {
                 let code = frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code);
                 if frame.is_some() && !code.is_valid() {
@@ -97,7 +86,7 @@ impl WebSocket {
                 if !frame.fin {
                     return Err(OutboundError::FragmentedControl);
                 }
-                Self::send_control(cx, frame.opcode, &frame.payload)?;
+                Self::send_control(cx, frame.opcode, frame.payload)?;
             }
             Outbound::Frame(frame) => Self::send_data(cx, frame.fin, frame.opcode, frame.payload),
         }
@@ -107,7 +96,3 @@ impl WebSocket {
 
 /// RSV1 in a header's first byte: the permessage-deflate bit.
 const RSV1: u8 = 0x40;
-
-/// Data payloads up to this size are copied next to their header (one chunk, one
-/// allocation); larger ones are queued as a second chunk without copying.
-const COPY_UP_TO: usize = 1024;

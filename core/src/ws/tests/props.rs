@@ -202,14 +202,17 @@ impl Script {
     }
 }
 
+/// Any chunking, read into the connection's own buffer or (`shared`) through shared read
+/// buffers of any size, as gale's drivers read.
 #[test]
 fn prop_any_chunking_gives_the_same_messages() {
-    fn prop(script: Script, cuts: Vec<usize>) -> bool {
+    fn prop(script: Script, cuts: Vec<usize>, shared: Option<u8>) -> bool {
         let (wire, expect) = script.encode();
         let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
         cuts.sort_unstable();
         cuts.push(wire.len());
         let mut h = open(WsConfig::default());
+        h.set_shared_reads(shared.map(|c| usize::from(c) + 1));
         let mut start = 0;
         for cut in cuts {
             h.peer_send(&wire[start..cut]);
@@ -223,7 +226,7 @@ fn prop_any_chunking_gives_the_same_messages() {
     }
     QuickCheck::new()
         .tests(300)
-        .quickcheck(prop as fn(Script, Vec<usize>) -> bool);
+        .quickcheck(prop as fn(Script, Vec<usize>, Option<u8>) -> bool);
 }
 
 #[test]
