@@ -46,7 +46,7 @@
 //! copy; a short read means the socket is empty, so the task waits for readiness instead of
 //! reading again. Writes are `send`/`sendmsg`, and the drain rule runs after every input.
 //! An idle connection costs its task, its 88-byte mailbox and a 40-byte readiness record:
-//! about 0.57 KiB of RSS in all (`bench/run.sh`).
+//! about 0.59 KiB of RSS in all (`bench/run.sh`).
 //!
 //! Connection sockets are registered once, edge-triggered, with a poller of the server's
 //! own (a `mio::Poll`) whose descriptor async-io watches; one task takes its events and

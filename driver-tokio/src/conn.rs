@@ -16,12 +16,14 @@
 //! an allocation by carving its chunk plus 160 bytes from the heap and freeing the unaligned
 //! ends, which only allocations of a fitting size reuse. So the sizes below were chosen by
 //! measuring RSS at 10,000 idle connections (`bench/run.sh`), not by adding bytes:
-//! - the [`Connection`] is boxed (216 bytes, a 224-byte chunk), so the task cell is 256
-//!   bytes, not 384: 128 bytes fewer carved per connection;
+//! - the [`Connection`] is boxed (224 bytes since the send queue holds a frame header
+//!   inline; 216 before), so the task cell is 256 bytes, not 384: 128 bytes fewer carved
+//!   per connection;
 //! - the mailbox's command queue is boxed (the mailbox `Arc` is 72 bytes, an 80-byte chunk).
 //!
 //! Both chunks then fill the ends left by the two aligned allocations: about 930 bytes per
-//! connection against 1,050 before. Either change alone measured worse (boxing the connection
+//! connection against 1,050 before (980 with the 224-byte connection, whose chunk no longer
+//! fits exactly). Either change alone measured worse (boxing the connection
 //! with the 96-byte mailbox chunk: 1,072). Check both numbers when changing these types.
 
 use std::future::Future;

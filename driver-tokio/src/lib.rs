@@ -44,8 +44,8 @@
 //! into a per-thread [`ReadPool`](gale_core::buf::ReadPool) through `poll_read`, so a short
 //! read clears tokio's readiness and no read is spent to see `WouldBlock`; the bytes are
 //! handed over without a copy. Writes are `send`/`sendmsg`, and the drain rule runs after every input. An
-//! idle connection costs a 256-byte task cell, its boxed 216-byte connection, a 72-byte
-//! mailbox and tokio's 256-byte I/O registration: about 930 bytes in all with the
+//! idle connection costs a 256-byte task cell, its boxed 224-byte connection, a 72-byte
+//! mailbox and tokio's 256-byte I/O registration: about 980 bytes in all with the
 //! allocator's alignment padding (glibc; the sizes are chosen so that the connection and the
 //! mailbox fill the padding of the two 128-byte-aligned allocations).
 //!
