@@ -18,6 +18,7 @@ set -euo pipefail
 : "${SIZES:=64 512 4096}"    # binary message payload sizes in bytes
 : "${CONNS:=50}"             # WebSocket connections
 : "${PIPELINE:=1}"           # messages in flight per connection (1 = ping-pong)
+: "${PREPARED:=32}"          # distinct messages prepared per connection (0 = generate each)
 : "${IDLE_CONNS:=10000}"     # upgraded connections for the memory measurement (0 = skip it)
 : "${SERVER_CPU:=0}"
 : "${LOAD_CPU:=1}"
@@ -26,7 +27,7 @@ set -euo pipefail
 : "${SKIP_BUILD:=0}"
 : "${ONLY:=}"                # space-separated server names to run (default: all)
 
-export DURATION WARMUP ROUNDS SIZES CONNS PIPELINE IDLE_CONNS SERVER_CPU LOAD_CPU
+export DURATION WARMUP ROUNDS SIZES CONNS PIPELINE PREPARED IDLE_CONNS SERVER_CPU LOAD_CPU
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT_DIR=$(dirname "$BENCH_DIR")
@@ -206,7 +207,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             fi
             set +e
             out=$(taskset -c "$LOAD_CPU" "$LOAD" ws --port "$PORT" --conns "$CONNS" \
-                --size "$size" --pipeline "$PIPELINE" --duration "$DURATION" \
+                --size "$size" --pipeline "$PIPELINE" --prepared "$PREPARED" --duration "$DURATION" \
                 --warmup "$WARMUP" --server-pid "$SERVER_PID" --json 2>>"$LOG")
             rc=$?
             set -e
@@ -286,7 +287,7 @@ print(json.dumps({
     "kernel": platform.release(), "cpu": cpu, "cpus": os.cpu_count(),
     "loadavg_start": sys.argv[2], "loadavg_end": sys.argv[3],
     "params": {k: os.environ[k] for k in ("DURATION", "WARMUP", "ROUNDS", "SIZES", "CONNS",
-               "PIPELINE", "IDLE_CONNS", "SERVER_CPU", "LOAD_CPU")},
+               "PIPELINE", "PREPARED", "IDLE_CONNS", "SERVER_CPU", "LOAD_CPU")},
     "skipped": json.loads(sys.argv[4]),
 }))
 EOF

@@ -10,6 +10,7 @@ only.
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -32,7 +33,39 @@ def summarize(rows, meta):
             g[key] = gm / bm if gm and bm else None
             g["cpu_" + key] = gc / bc if gc and bc else None
     s["baselines"] = [FASTWS, TUNGSTENITE]
+    s["paired"] = paired(rows)
     return s
+
+
+def paired(rows):
+    """Per-round ratios of msgs/s, each server against each baseline in the same round and
+    size (seconds apart, so slow drifts of the machine cancel): their median, geometric mean,
+    range, and in how many rounds the server was at least as fast."""
+    runs = {}
+    for r in rows:
+        run = r.get("run") or {}
+        if r.get("kind") != "echo" or not run.get("ok") or not run.get("msgs_per_s"):
+            continue
+        runs[(r["server"], r["size"], r["round"])] = run["msgs_per_s"]
+    servers = sorted({k[0] for k in runs} - {FASTWS, TUNGSTENITE})
+    out = []
+    for size in sorted({k[1] for k in runs}):
+        for server in servers:
+            for base in (FASTWS, TUNGSTENITE):
+                ratios = [runs[(server, size, rnd)] / runs[(base, size, rnd)]
+                          for (sv, sz, rnd) in sorted(runs)
+                          if sv == server and sz == size and (base, size, rnd) in runs]
+                if not ratios:
+                    continue
+                srt = sorted(ratios)
+                mid = len(srt) // 2
+                median = srt[mid] if len(srt) % 2 else (srt[mid - 1] + srt[mid]) / 2
+                geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+                out.append({"size": size, "server": server, "baseline": base,
+                            "ratios": ratios, "median": median, "geomean": geo,
+                            "min": srt[0], "max": srt[-1],
+                            "at_least_1": sum(1 for x in ratios if x >= 1.0)})
+    return out
 
 
 def markdown(s):
@@ -40,8 +73,9 @@ def markdown(s):
     out = []
     m = s.get("meta", {})
     p = m.get("params", {})
-    out.append("## WebSocket echo (binary messages, %s connections, pipeline %s)\n"
-               % (p.get("CONNS", "?"), p.get("PIPELINE", "?")))
+    out.append("## WebSocket echo (binary messages, %s connections, pipeline %s, "
+               "%s prepared messages per connection)\n"
+               % (p.get("CONNS", "?"), p.get("PIPELINE", "?"), p.get("PREPARED", "0")))
     out.append("%s rounds x %s s (+%s s warm-up); medians over rounds. git %s, %s, %s CPUs, "
                "loadavg %s -> %s.\n" % (p.get("ROUNDS"), p.get("DURATION"), p.get("WARMUP"),
                                         m.get("git"), m.get("cpu"), m.get("cpus"),
@@ -60,6 +94,15 @@ def markdown(s):
     out.append("")
     out.append("x = ratio of msgs/s (higher is better); CPU x = ratio of server CPU per message "
                "(lower is better).\n")
+    if s.get("paired"):
+        out.append("## Paired by round (msgs/s of the server / the baseline in the same round)\n")
+        out.append("| size | server | baseline | median | geomean | min | max | rounds >= 1.0 |")
+        out.append("|---:|---|---|---:|---:|---:|---:|---:|")
+        for d in s["paired"]:
+            out.append("| %d | %s | %s | %.2f | %.2f | %.2f | %.2f | %d/%d |" % (
+                d["size"], d["server"], d["baseline"], d["median"], d["geomean"], d["min"],
+                d["max"], d["at_least_1"], len(d["ratios"])))
+        out.append("")
     if s["idle"]:
         out.append("## Memory per idle upgraded WebSocket connection\n")
         out.append("| server | variant | connections | VmRSS before KiB | after KiB | B/conn |")

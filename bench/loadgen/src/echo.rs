@@ -30,6 +30,9 @@ pub(crate) struct Config {
     pub(crate) size: usize,
     /// Messages in flight per connection.
     pub(crate) pipeline: usize,
+    /// Distinct messages prepared per connection before the run and then cycled (0: each
+    /// message generated when sent); see [`Conn::prepare`].
+    pub(crate) prepared: usize,
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
     pub(crate) seed: u64,
@@ -95,6 +98,11 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
     let mut errors = Vec::new();
     let mut conn_errors = 0u64;
 
+    if cfg.prepared > 0 {
+        for c in &mut conns {
+            c.prepare(&mut wire, cfg.size, cfg.prepared);
+        }
+    }
     let start = Instant::now();
     for c in &mut conns {
         for _ in 0..cfg.pipeline {

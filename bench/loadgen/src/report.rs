@@ -79,12 +79,16 @@ pub(crate) fn human(cfg: &Config, r: &Outcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "gale-load {} {}: {} conns x {} B, pipeline {}, {:.2} s measured (warm-up {:.1} s)",
+        "gale-load {} {}: {} conns x {} B, pipeline {}, {}, {:.2} s measured (warm-up {:.1} s)",
         cfg.mode,
         cfg.addr,
         cfg.conns,
         cfg.size,
         cfg.pipeline,
+        match cfg.prepared {
+            0 => "messages generated when sent".to_owned(),
+            n => format!("{n} prepared messages per conn"),
+        },
         f.secs,
         cfg.warmup.as_secs_f64()
     );
@@ -153,7 +157,7 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
     let errors: Vec<String> = r.errors.iter().map(|e| json_string(e)).collect();
     format!(
         concat!(
-            "{{\"mode\":\"{}\",\"addr\":\"{}\",\"conns\":{},\"size\":{},\"pipeline\":{},",
+            "{{\"mode\":\"{}\",\"addr\":\"{}\",\"conns\":{},\"size\":{},\"pipeline\":{},\"prepared\":{},",
             "\"duration_s\":{:.3},\"warmup_s\":{:.3},\"msgs\":{},\"msgs_per_s\":{:.1},",
             "\"mb_per_s\":{:.3},\"p50_us\":{:.2},\"p90_us\":{:.2},\"p99_us\":{:.2},",
             "\"p999_us\":{:.2},\"max_us\":{:.2},\"mean_us\":{:.2},\"per_conn_min\":{},",
@@ -169,6 +173,7 @@ pub(crate) fn json(cfg: &Config, r: &Outcome) -> String {
         cfg.conns,
         cfg.size,
         cfg.pipeline,
+        cfg.prepared,
         f.secs,
         cfg.warmup.as_secs_f64(),
         r.msgs,
