@@ -18,7 +18,7 @@ set -euo pipefail
 : "${SIZES:=64 512 4096}"    # binary message payload sizes in bytes
 : "${CONNS:=50}"             # WebSocket connections
 : "${PIPELINE:=1}"           # messages in flight per connection (1 = ping-pong)
-: "${PREPARED:=32}"          # distinct messages prepared per connection (0 = generate each)
+: "${PREPARED:=16}"          # distinct messages prepared, cycled by every connection (0 = generate each)
 : "${IDLE_CONNS:=10000}"     # upgraded connections for the memory measurement (0 = skip it)
 : "${SERVER_CPU:=0}"
 : "${LOAD_CPU:=1}"

@@ -74,7 +74,7 @@ def markdown(s):
     m = s.get("meta", {})
     p = m.get("params", {})
     out.append("## WebSocket echo (binary messages, %s connections, pipeline %s, "
-               "%s prepared messages per connection)\n"
+               "%s prepared messages)\n"
                % (p.get("CONNS", "?"), p.get("PIPELINE", "?"), p.get("PREPARED", "0")))
     out.append("%s rounds x %s s (+%s s warm-up); medians over rounds. git %s, %s, %s CPUs, "
                "loadavg %s -> %s.\n" % (p.get("ROUNDS"), p.get("DURATION"), p.get("WARMUP"),

@@ -7,12 +7,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use mio::{Events, Poll};
 
-use crate::conn::{Conn, ConnectConfig, EVENTS_CAPACITY, READ_BUF, open_all};
+use crate::conn::{Conn, ConnectConfig, EVENTS_CAPACITY, Prepared, READ_BUF, open_all};
 use crate::cpu::CpuTimes;
 use crate::deflate::Offer;
 use crate::payload::Payload;
@@ -30,8 +31,8 @@ pub(crate) struct Config {
     pub(crate) size: usize,
     /// Messages in flight per connection.
     pub(crate) pipeline: usize,
-    /// Distinct messages prepared per connection before the run and then cycled (0: each
-    /// message generated when sent); see [`Conn::prepare`].
+    /// Distinct messages prepared before the run and cycled by every connection (0: each
+    /// message generated when sent); see [`Prepared`].
     pub(crate) prepared: usize,
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
@@ -98,9 +99,10 @@ pub(crate) fn run<W: Wire>(cfg: &Config, mut wire: W) -> io::Result<Outcome> {
     let mut errors = Vec::new();
     let mut conn_errors = 0u64;
 
-    if cfg.prepared > 0 {
-        for c in &mut conns {
-            c.prepare(&mut wire, cfg.size, cfg.prepared);
+    if cfg.prepared > 0 && cfg.deflate.is_none() {
+        let set = Arc::new(Prepared::new(&mut wire, cfg.size, cfg.prepared, cfg.seed));
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.use_prepared(Arc::clone(&set), i);
         }
     }
     let start = Instant::now();

@@ -102,10 +102,11 @@ struct EchoArgs {
     /// Messages in flight per connection (1 = strict ping-pong).
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
-    /// Prepare this many distinct messages per connection before the run and send them in
-    /// turn (0: generate each message, payload and mask, when it is sent). Preparing takes
-    /// the client's own per-message work (about a server's worth at 4 KiB) off the measured
-    /// path; every reply is still checked byte for byte. Ignored with --deflate.
+    /// Prepare this many distinct messages before the run, which every connection then
+    /// sends in turn from its own offset (0: generate each message, payload and mask, when it
+    /// is sent). Preparing takes the client's own per-message work (about a server's worth
+    /// at 4 KiB) off the measured path; every reply is still checked byte for byte. Ignored
+    /// with --deflate.
     #[arg(long, default_value_t = 0)]
     prepared: usize,
     /// Measured seconds (after the warm-up).

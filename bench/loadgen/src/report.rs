@@ -87,7 +87,7 @@ pub(crate) fn human(cfg: &Config, r: &Outcome) -> String {
         cfg.pipeline,
         match cfg.prepared {
             0 => "messages generated when sent".to_owned(),
-            n => format!("{n} prepared messages per conn"),
+            n => format!("{n} prepared messages"),
         },
         f.secs,
         cfg.warmup.as_secs_f64()
