@@ -185,12 +185,17 @@ impl<H: Handler> Harness<H> {
                     break;
                 }
             }
+            let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
             if taken > 0 {
                 if let Some(w) = &mut self.peer_window {
                     *w -= taken;
                 }
                 self.conn.handle_written(self.now, taken);
                 progressed = true;
+            }
+            if taken < offered {
+                // The socket would block with bytes left, as drivers report it.
+                self.conn.handle_write_blocked();
             }
             progressed |= self.drain_events();
             if !progressed {

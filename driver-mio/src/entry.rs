@@ -219,6 +219,7 @@ impl<H: Handler> Entry<H> {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.flags.set(Flags::WRITABLE, false);
+                    self.conn.handle_write_blocked();
                     return Step::Idle;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

@@ -349,7 +349,10 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
             match written {
                 Ok(0) => self.conn.handle_io_error(now, io::ErrorKind::WriteZero),
                 Ok(n) => self.conn.handle_written(now, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.flags |= WRITE_BLOCKED,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.flags |= WRITE_BLOCKED;
+                    self.conn.handle_write_blocked();
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => self.conn.handle_io_error(now, e.kind()),
             }

@@ -324,6 +324,7 @@ impl<H: Handler, S: ConnSocket> ConnTask<H, S> {
                 // Not writable (as far as tokio knows, or the socket said so, which cleared
                 // the readiness): register `cx`, or go on if it became writable meanwhile.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.conn.handle_write_blocked();
                     match self.stream.poll_write_ready(cx) {
                         Poll::Pending => return None,
                         Poll::Ready(Ok(())) => {}

@@ -263,7 +263,11 @@ impl<H: Handler> Client<H> {
             match self.stream.write_vectored(&slices[..n]) {
                 Ok(0) => self.conn.handle_io_error(now, ErrorKind::WriteZero),
                 Ok(written) => self.conn.handle_written(now, written),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // The peer is behind: queued replies stop sharing read buffers.
+                    self.conn.handle_write_blocked();
+                    return false;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => self.conn.handle_io_error(now, e.kind()),
             }

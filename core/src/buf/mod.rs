@@ -16,4 +16,4 @@ mod send;
 
 pub use pool::{DEFAULT_CHUNK, ReadPool};
 pub use recv::RecvBuf;
-pub use send::{MAX_HEAD, SendQueue};
+pub use send::{DETACH_UP_TO, MAX_HEAD, SendQueue};

@@ -9,11 +9,13 @@ use bytes::BytesMut;
 /// share the chunk, which is freed when the last of them is dropped. A new chunk is
 /// allocated when less than a minimum window (an eighth of a chunk) is left.
 ///
-/// Memory: the pool holds one chunk. A message a handler keeps, or a reply still queued to
-/// a peer that does not read, keeps its whole chunk alive; connections never keep it for the
-/// start of a frame (that part is copied into their own buffer). Handlers that keep many
-/// small messages for a long time should copy them ([`Bytes::copy_from_slice`](bytes::Bytes::copy_from_slice)),
-/// as with any codec that splits frames off a read buffer (tokio-util, tungstenite).
+/// Memory: the pool holds one chunk. A message a handler keeps keeps its whole chunk alive;
+/// connections never keep it for the start of a frame (that part is copied into their own
+/// buffer), nor for replies queued to a peer that falls behind, once the driver reported
+/// it ([`Connection::handle_write_blocked`](crate::Connection::handle_write_blocked) copies
+/// them out). Handlers that keep many small messages for a long time should copy them
+/// ([`Bytes::copy_from_slice`](bytes::Bytes::copy_from_slice)), as with any codec that
+/// splits frames off a read buffer (tokio-util, tungstenite).
 ///
 /// Chunks are zero-filled when allocated (gale-core has no `unsafe`), which costs about as
 /// much as the copy it saves; the allocation per message is what is saved.

@@ -1,7 +1,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Bytes waiting to be written to the peer: a FIFO of [`Bytes`] chunks.
 ///
@@ -66,6 +66,9 @@ impl Default for Chunks {
 struct Ring {
     chunks: VecDeque<Bytes>,
     len: usize,
+    /// Set by [`SendQueue::detach`]: chunks are copied as they are queued, until the queue
+    /// drains (and the ring with it).
+    detached: bool,
 }
 
 impl SendQueue {
@@ -82,6 +85,7 @@ impl SendQueue {
         match &mut self.0 {
             Chunks::Many(None) => self.0 = Chunks::One(Headed::plain(chunk)),
             Chunks::Many(Some(ring)) => {
+                let chunk = if ring.detached { own(chunk) } else { chunk };
                 ring.len += chunk.len();
                 ring.chunks.push_back(chunk);
             }
@@ -98,9 +102,69 @@ impl SendQueue {
                 }
                 chunks.push_back(chunk);
                 let len = chunks.iter().map(Bytes::len).sum();
-                self.0 = Chunks::Many(Some(Box::new(Ring { chunks, len })));
+                self.0 = Chunks::Many(Some(Box::new(Ring {
+                    chunks,
+                    len,
+                    detached: false,
+                })));
             }
         }
+    }
+
+    /// The peer is not taking bytes as fast as they are queued (a write would block with
+    /// bytes left): copies every queued chunk of up to [`DETACH_UP_TO`] bytes into a buffer
+    /// of its own, and copies such chunks as they are queued from now on, until the queue
+    /// drains.
+    ///
+    /// Queued chunks are usually slices of bigger buffers: a reply that echoes a received
+    /// message is a slice of the [`ReadPool`](super::ReadPool) chunk it was read into, and
+    /// keeps that whole chunk (64 KiB) alive while it waits. For replies written at once
+    /// that costs nothing; for a peer that stops reading it would let a few bytes queued
+    /// per connection hold a chunk each. After `detach` a connection's queue holds only
+    /// what it queued (bounded by the high watermark). Each byte is copied at most once,
+    /// and only for peers that fall behind. Chunks larger than [`DETACH_UP_TO`] are kept as
+    /// they are: they are not slices of a pool chunk, and copying them would cost more than
+    /// it frees. Calling it again while detached does nothing.
+    pub fn detach(&mut self) {
+        let ring = match std::mem::take(&mut self.0) {
+            Chunks::Many(None) => return,
+            Chunks::Many(Some(mut ring)) => {
+                if !ring.detached {
+                    for chunk in &mut ring.chunks {
+                        *chunk = own(std::mem::take(chunk));
+                    }
+                    ring.detached = true;
+                }
+                ring
+            }
+            Chunks::One(one) => {
+                let mut chunks = VecDeque::with_capacity(FIRST_RING);
+                let head = one.head();
+                if one.payload.len() <= DETACH_UP_TO {
+                    let mut both = BytesMut::with_capacity(head.len() + one.payload.len());
+                    both.extend_from_slice(head);
+                    both.extend_from_slice(&one.payload);
+                    chunks.push_back(both.freeze());
+                } else {
+                    if !head.is_empty() {
+                        chunks.push_back(Bytes::copy_from_slice(head));
+                    }
+                    chunks.push_back(one.payload);
+                }
+                let len = chunks.iter().map(Bytes::len).sum();
+                Box::new(Ring {
+                    chunks,
+                    len,
+                    detached: true,
+                })
+            }
+        };
+        self.0 = Chunks::Many(Some(ring));
+    }
+
+    /// Whether [`detach`](Self::detach) is in effect (until the queue drains).
+    pub fn is_detached(&self) -> bool {
+        matches!(&self.0, Chunks::Many(Some(ring)) if ring.detached)
     }
 
     /// Queues a small header (a frame header, a length prefix) followed by `payload`.
@@ -229,6 +293,19 @@ impl SendQueue {
     }
 }
 
+/// A chunk of its own for `chunk` if it is small enough to be a slice of a shared buffer.
+fn own(chunk: Bytes) -> Bytes {
+    if chunk.len() <= DETACH_UP_TO {
+        Bytes::copy_from_slice(&chunk)
+    } else {
+        chunk
+    }
+}
+
+/// Largest chunk [`SendQueue::detach`] copies: a [`ReadPool`](super::ReadPool) chunk of
+/// the default size ([`DEFAULT_CHUNK`](super::DEFAULT_CHUNK)).
+pub const DETACH_UP_TO: usize = super::DEFAULT_CHUNK;
+
 /// Slots of the ring buffer allocated when a second chunk is queued.
 const FIRST_RING: usize = 4;
 
@@ -245,6 +322,68 @@ mod tests {
         let mut iov = [IoSlice::new(&[]); 64];
         let n = q.io_slices(&mut iov);
         iov[..n].iter().flat_map(|s| s.iter().copied()).collect()
+    }
+
+    /// Whether `rest`, the remainder of a buffer messages were split off, is the only owner
+    /// of that buffer again (no queued slice keeps it alive).
+    fn sole_owner(rest: &Bytes) -> bool {
+        rest.is_unique()
+    }
+
+    #[test]
+    fn detach_copies_small_chunks_so_they_stop_pinning_their_buffer() {
+        let mut pool_chunk = Bytes::from(vec![0u8; 4096]);
+        let reply = pool_chunk.split_to(5);
+        let mut q = SendQueue::new();
+        q.push_with_head(&[0x82, 5], reply.clone());
+        drop(reply);
+        assert!(!sole_owner(&pool_chunk), "the queued reply pins the chunk");
+        assert!(!q.is_detached());
+
+        q.detach();
+        assert!(q.is_detached());
+        assert!(sole_owner(&pool_chunk), "the reply was copied out");
+        assert_eq!((q.len(), collect(&q)), (7, vec![0x82, 5, 0, 0, 0, 0, 0]));
+
+        // Queued while detached: copied as well; a big chunk is kept as it is.
+        q.push(pool_chunk.split_to(100));
+        assert!(sole_owner(&pool_chunk));
+        let big = Bytes::from(vec![7u8; DETACH_UP_TO + 1]);
+        q.push(big.clone());
+        q.push_with_head(&[1, 2], pool_chunk.split_to(10));
+        assert!(sole_owner(&pool_chunk));
+        let third = |q: &SendQueue| {
+            let mut iov = [IoSlice::new(&[]); 8];
+            let n = q.io_slices(&mut iov);
+            (n, iov[2].as_ptr())
+        };
+        assert_eq!(third(&q), (5, big.as_ptr()), "the big chunk is not copied");
+        assert_eq!(q.len(), 7 + 100 + big.len() + 2 + 10);
+        q.detach(); // again: nothing changes
+        assert_eq!(third(&q), (5, big.as_ptr()));
+
+        // Drained: back to zero-copy.
+        q.advance(q.len());
+        assert!(!q.is_detached() && q.is_empty());
+        q.push(pool_chunk.split_to(10));
+        assert!(!sole_owner(&pool_chunk));
+    }
+
+    #[test]
+    fn detach_keeps_a_partly_written_reply_in_order() {
+        let payload = Bytes::from(vec![9u8; 300]);
+        for written in [0, 1, 2, 3, 150, 301] {
+            let mut q = SendQueue::new();
+            q.push_with_head(&[0x82, 126, 1, 44], payload.clone());
+            q.advance(written);
+            let before = collect(&q);
+            q.detach();
+            assert_eq!(collect(&q), before, "after writing {written}");
+            q.push(Bytes::from_static(b"next"));
+            let mut want = before;
+            want.extend_from_slice(b"next");
+            assert_eq!(collect(&q), want);
+        }
     }
 
     #[test]

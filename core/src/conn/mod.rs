@@ -326,6 +326,22 @@ impl<H: Handler> Connection<H> {
         self.settle(now);
     }
 
+    /// A write would block with bytes still queued (the socket's buffer is full): the peer
+    /// is falling behind. Call it on every `WouldBlock` (or short write) that leaves
+    /// [`write_buffer_len`](Self::write_buffer_len) non-zero; repeated calls are cheap.
+    ///
+    /// Replies are often slices of a shared read buffer (an echo is a slice of the
+    /// [`ReadPool`](crate::buf::ReadPool) chunk its request was read into) and keep that
+    /// whole buffer alive while they wait. From this call until the queue drains, queued
+    /// chunks of up to [`DETACH_UP_TO`](crate::buf::DETACH_UP_TO) bytes are copied into
+    /// buffers of their own ([`SendQueue::detach`](crate::buf::SendQueue::detach)), so a
+    /// peer that stops reading holds what was queued for it (bounded by the high watermark)
+    /// and not the read buffers its replies came from. Replies written at once are never
+    /// copied.
+    pub fn handle_write_blocked(&mut self) {
+        self.core.send.detach();
+    }
+
     /// Time passed: fires every deadline at or before `now` (idle timeout, close linger, user
     /// timers, the protocol's timers). Harmless when nothing is due.
     pub fn handle_timeout(&mut self, now: Instant) {

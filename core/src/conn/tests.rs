@@ -578,19 +578,24 @@ fn a_partial_frame_at_eof_is_still_an_error_while_replies_are_owed() {
     );
 }
 
+/// Echoes raw bytes as they came: each reply is the received slice itself.
+struct RawEcho;
+
+impl Handler for RawEcho {
+    type Protocol = Raw;
+    type State = ();
+    fn protocol(&self) -> Raw {
+        Raw::new()
+    }
+    fn on_message(&self, cx: &mut Context<'_, Self>, data: Bytes) {
+        let _ = cx.send(data);
+    }
+}
+
 /// Every open connection costs a `Connection`: the mio driver's budget for an idle
 /// connection (256 bytes, everything included) leaves it about 220. Grow it only knowingly.
 #[test]
 fn an_idle_raw_connection_stays_small() {
-    struct RawEcho;
-    impl Handler for RawEcho {
-        type Protocol = Raw;
-        type State = ();
-        fn protocol(&self) -> Raw {
-            Raw::new()
-        }
-        fn on_message(&self, _: &mut Context<'_, Self>, _: Bytes) {}
-    }
     let size = size_of::<crate::Connection<RawEcho>>();
     assert!(size <= 224, "Connection<RawEcho> is {size} bytes");
     assert_eq!(size_of::<crate::buf::SendQueue>(), 40);
@@ -660,10 +665,11 @@ fn shared_reads_are_decoded_in_place_and_only_a_partial_frame_is_copied() {
 }
 
 /// Shared reads of any size, split anywhere, echo exactly what unshared reads echo, and
-/// leave no receive memory behind.
+/// leave no receive memory behind; also when the peer reads slowly (a window of `window`
+/// bytes per piece sent), so queued replies are detached from the shared buffer mid-way.
 #[test]
 fn prop_shared_reads_echo_the_same_bytes() {
-    fn prop(lines: Vec<Vec<u8>>, pieces: Vec<u8>, chunk: u8) -> bool {
+    fn prop(lines: Vec<Vec<u8>>, pieces: Vec<u8>, chunk: u8, window: Option<u8>) -> bool {
         let mut input = Vec::new();
         for line in &lines {
             input.push(b'x');
@@ -675,13 +681,53 @@ fn prop_shared_reads_echo_the_same_bytes() {
         let mut rest = &input[..];
         let mut sizes = pieces.iter().map(|p| usize::from(*p) + 1).cycle();
         while !rest.is_empty() {
+            if let Some(w) = window {
+                h.set_peer_window(Some(usize::from(w)));
+            }
             let n = sizes.next().unwrap_or(rest.len()).min(rest.len());
             h.peer_send(&rest[..n]);
             rest = &rest[n..];
         }
+        h.set_peer_window(None);
         h.take_written() == input && h.conn().recv_capacity() == 0
     }
     QuickCheck::new()
         .tests(300)
-        .quickcheck(prop as fn(Vec<Vec<u8>>, Vec<u8>, u8) -> bool);
+        .quickcheck(prop as fn(Vec<Vec<u8>>, Vec<u8>, u8, Option<u8>) -> bool);
+}
+
+/// A peer that stops reading holds only what is queued for it: once a write would block,
+/// replies sliced from the shared read buffer are copied out, so that buffer is freed.
+#[test]
+fn a_peer_that_stops_reading_does_not_pin_the_shared_read_buffer() {
+    let run = |blocked: bool| {
+        let mut conn = crate::Connection::new(
+            Arc::new(RawEcho),
+            ConnConfig::default(),
+            crate::PeerAddr::Unknown,
+            t0(),
+        );
+        conn.handle_connect(t0());
+        let mut shared = BytesMut::zeroed(1024);
+        shared[..8].copy_from_slice(b"one two ");
+        conn.handle_bytes(t0(), shared.split_to(8));
+        if blocked {
+            conn.handle_write_blocked();
+        }
+        shared[..5].copy_from_slice(b"three");
+        conn.handle_bytes(t0(), shared.split_to(5));
+        let mut iov = [std::io::IoSlice::new(&[]); 16];
+        let n = conn.poll_transmit(&mut iov);
+        let out: Vec<u8> = iov[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(out, b"one two three");
+        shared.freeze().is_unique()
+    };
+    assert!(
+        !run(false),
+        "written at once: replies are slices, not copies"
+    );
+    assert!(
+        run(true),
+        "blocked: nothing queued refers to the read buffer"
+    );
 }
