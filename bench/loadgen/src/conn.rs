@@ -598,13 +598,18 @@ mod tests {
         panic!("loopback data did not arrive");
     }
 
-    #[test]
-    fn prepared_messages_cycle_and_are_verified() {
+    /// A client `Conn` (seed 1) and the server side of its loopback connection.
+    fn connected() -> (Conn, std::net::TcpStream) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-        let (mut server, _) = l.accept().expect("accept");
+        let (server, _) = l.accept().expect("accept");
         client.set_nonblocking(true).expect("nonblocking");
-        let mut c = Conn::new(mio::net::TcpStream::from_std(client), 1);
+        (Conn::new(mio::net::TcpStream::from_std(client), 1), server)
+    }
+
+    #[test]
+    fn prepared_messages_cycle_and_are_verified() {
+        let (mut c, mut server) = connected();
         c.use_prepared(Arc::new(Prepared::new(&mut Raw, 8, 3, 5)), 1);
         let t0 = Instant::now();
         for _ in 0..4 {
@@ -638,11 +643,7 @@ mod tests {
 
     #[test]
     fn verifies_split_echo_counts_mismatches_and_extra_bytes() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-        let (mut server, _) = l.accept().expect("accept");
-        client.set_nonblocking(true).expect("nonblocking");
-        let mut c = Conn::new(mio::net::TcpStream::from_std(client), 1);
+        let (mut c, mut server) = connected();
         let t0 = Instant::now();
         c.queue(&mut Raw, 10, t0);
         c.queue(&mut Raw, 7, t0);
